@@ -1,0 +1,49 @@
+"""The records every capture reader produces, whatever the input format.
+
+Readers (plain SQL, PostgreSQL stderr logs, and later csvlog, jsonlog, driver echo logs,
+pg_stat_statements...) differ only in how they find statements; downstream stages see one
+shape, so a field a format cannot provide stays ``None`` rather than being guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class CapturedQuery:
+    """One execution of one statement, as found in the input."""
+
+    sql: str
+    """The statement text as logged or pasted, without a trailing semicolon."""
+    duration_ms: float | None = None
+    """Execution time when the source records it."""
+    source: str = "<input>"
+    """File name, or ``<stdin>`` / ``<query>`` for text that came from no file."""
+    line: int = 0
+    """1-based line of the source where the statement (or its log entry) starts."""
+    session: str | None = None
+    """Backend pid or session id when known: it tells concurrent sessions apart."""
+    timestamp: str | None = None
+    """As written by the source; ISO-like, so texts of one source sort chronologically."""
+    user: str | None = None
+    database: str | None = None
+    parameters: tuple[str | None, ...] = ()
+    """Values of ``$1``, ``$2``... when the source logged them (``None`` is SQL NULL)."""
+
+
+@dataclass(slots=True)
+class CaptureStats:
+    """What a reader saw, so a user can tell a quiet log from a misread one."""
+
+    lines_read: int = 0
+    queries: int = 0
+    skipped: int = 0
+    """Pieces of input that could have been queries but were not used."""
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    """Reason -> count; the counts add up to ``skipped``."""
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Record ``count`` skipped pieces under ``reason``."""
+        self.skipped += count
+        self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + count

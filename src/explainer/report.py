@@ -1,0 +1,87 @@
+"""The report: everything one analysis found, as plain data for the renderers.
+
+Renderers (terminal, JSON, Markdown) and the TUI read this and nothing else, so what a
+user sees in any format comes from the same figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from explainer.advise.model import IndexSuggestion, NoSuggestion
+from explainer.plan import Plan
+from explainer.rules import Finding, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo:
+    server_version: str
+    database: str
+    #: The DSN with its password replaced: safe to print and to export.
+    dsn: str
+    verify_method: str  # "rollback" | "hypopg" | "none"
+
+
+@dataclass(slots=True)
+class QueryReport:
+    """One query shape: its example, where it came from, its plan and what is wrong with it."""
+
+    id: str
+    sql: str
+    calls: int = 1
+    #: Time the workload spent in this shape, from the log; None for pasted SQL.
+    total_ms: float | None = None
+    source: str = "<input>"
+    line: int = 0
+    plan: Plan | None = None
+    analyzed: bool = False
+    #: Why the statement was only estimated, when it was not the user's choice.
+    note: str | None = None
+    #: Why the statement could not be analyzed at all.
+    error: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    no_suggestion: list[NoSuggestion] = field(default_factory=list)
+
+    @property
+    def execution_ms(self) -> float | None:
+        return self.plan.execution_ms if self.plan and self.analyzed else None
+
+    @property
+    def planning_ms(self) -> float | None:
+        return self.plan.planning_ms if self.plan else None
+
+    @property
+    def worst_severity(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+
+@dataclass(slots=True)
+class InputSummary:
+    """What the inputs held besides the analyzed queries."""
+
+    sources: list[str] = field(default_factory=list)
+    statements: int = 0
+    #: Utility statements (BEGIN, SET, catalog lookups...) counted and set aside.
+    set_aside: int = 0
+    #: Lines or items a reader could not use, by reason.
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Report:
+    database: DatabaseInfo
+    queries: list[QueryReport] = field(default_factory=list)
+    suggestions: list[IndexSuggestion] = field(default_factory=list)
+    inputs: InputSummary = field(default_factory=InputSummary)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for q in self.queries for f in q.findings]
+
+    @property
+    def failed(self) -> list[QueryReport]:
+        return [q for q in self.queries if q.error is not None]
+
+    def meets(self, severity: Severity) -> bool:
+        """Whether any finding is at least ``severity`` (for ``--fail-on``)."""
+        return any(f.severity >= severity for f in self.findings)
