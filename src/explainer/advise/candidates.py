@@ -46,22 +46,28 @@ def _conjuncts(condition: exp.Expr | None) -> Iterator[exp.Expr]:
         yield condition
 
 
-def _scope_tables(select: exp.Select) -> list[exp.Table]:
-    """Tables named directly in this SELECT's FROM and JOINs (not in its subqueries)."""
+def _scope_tables(scope: exp.Expr) -> list[exp.Table]:
+    """Tables named directly in one SELECT/UPDATE/DELETE (not in its subqueries).
+
+    For UPDATE and DELETE that is the target table, plus UPDATE's FROM and DELETE's USING.
+    """
     sources: list[exp.Expr] = []
-    from_ = select.args.get("from_") or select.args.get("from")
+    if isinstance(scope, exp.Update | exp.Delete):
+        sources.append(scope.this)
+        sources.extend(scope.args.get("using") or [])
+    from_ = scope.args.get("from_") or scope.args.get("from")
     if isinstance(from_, exp.From):
         sources.append(from_.this)
-    sources.extend(join.this for join in select.args.get("joins") or [])
+    sources.extend(join.this for join in scope.args.get("joins") or [])
     return [s for s in sources if isinstance(s, exp.Table)]
 
 
 class _Scope:
     """Answers "is this column one of our table's?" inside one SELECT."""
 
-    def __init__(self, select: exp.Select, table: TableInfo) -> None:
+    def __init__(self, scope: exp.Expr, table: TableInfo) -> None:
         self.table = table
-        tables = _scope_tables(select)
+        tables = _scope_tables(scope)
         self.names: set[str] = set()
         for t in tables:
             if t.name == table.name and (not t.db or t.db == table.schema):
@@ -150,22 +156,22 @@ def table_predicates(sql: str, table: TableInfo) -> TablePredicates:
         tree = sqlglot.parse_one(sql, read="postgres")
     except SqlglotError:
         return found
-    for select in tree.find_all(exp.Select):
-        scope = _Scope(select, table)
+    for node in tree.find_all(exp.Select, exp.Update, exp.Delete):
+        scope = _Scope(node, table)
         if not scope.present:
             continue
-        conditions = list(_conjuncts(_where(select)))
-        for join in select.args.get("joins") or []:
+        conditions = list(_conjuncts(_where(node)))
+        for join in node.args.get("joins") or []:
             conditions.extend(_conjuncts(join.args.get("on")))
         for condition in conditions:
             _classify(condition, scope, found)
-        if not found.order_by:
-            found.order_by = _order_columns(select, scope)
+        if not found.order_by and isinstance(node, exp.Select):
+            found.order_by = _order_columns(node, scope)
     return found
 
 
-def _where(select: exp.Select) -> exp.Expr | None:
-    where = select.args.get("where")
+def _where(node: exp.Expr) -> exp.Expr | None:
+    where = node.args.get("where")
     return where.this if isinstance(where, exp.Where) else None
 
 

@@ -39,7 +39,7 @@ def render_markdown(report: Report) -> str:
     for query in report.queries:
         lines.append(f"### `{query.id}`")
         lines.append("")
-        facts = [f"{query.calls} calls"]
+        facts = [f"{query.calls} call" + ("" if query.calls == 1 else "s")]
         if query.total_ms is not None:
             facts.append(f"{format_ms(query.total_ms)} total in the log")
         if query.execution_ms is not None:
