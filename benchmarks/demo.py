@@ -40,7 +40,9 @@ def main() -> None:
         analyze_s = time.perf_counter() - began
     total_s = time.perf_counter() - started
 
-    print(f"server:   PostgreSQL {binaries.version} ({binaries.source}), started in {start_s:.2f} s")
+    print(
+        f"server:   PostgreSQL {binaries.version} ({binaries.source}), started in {start_s:.2f} s"
+    )
     print(
         f"load:     {loaded.total_rows:,} rows in {loaded.seconds:.2f} s "
         f"({loaded.total_rows / loaded.seconds:,.0f} rows/s, COPY + keys + VACUUM ANALYZE)"
