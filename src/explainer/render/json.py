@@ -34,7 +34,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "table": finding.table,
         "node": finding.node_path,
-        "details": {k: v for k, v in finding.details.items()},
+        "details": dict(finding.details),
     }
 
 
