@@ -30,6 +30,19 @@ class CapturedQuery:
     database: str | None = None
     parameters: tuple[str | None, ...] = ()
     """Values of ``$1``, ``$2``... when the source logged them (``None`` is SQL NULL)."""
+    replayable: bool = True
+    """False when the values cannot be replayed as logged (a parameter value truncated
+    by ``log_parameter_max_length``, or a driver repr cut short)."""
+    calls: int = 1
+    """Executions this record stands for: 1 for a log entry; a pg_stat_statements row
+    aggregates many, and ``duration_ms`` is then their total."""
+    transaction: str | None = None
+    """Which transaction of its session the statement ran in, when the source marks
+    transaction boundaries (``BEGIN``/``COMMIT``, ``%x``, SQLAlchemy's ``BEGIN (implicit)``)."""
+    application: str | None = None
+    observed_plan: object | None = None
+    """The plan auto_explain logged for this execution: a JSON document (dict) or the
+    plan text, as logged."""
 
 
 @dataclass(slots=True)
