@@ -8,8 +8,9 @@ Errors a user can cause are printed as one line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -18,14 +19,17 @@ from rich.console import Console
 
 from explainer import __version__
 from explainer.capture import CapturedQuery, CaptureStats, read_input, read_sql_text
+from explainer.db.connection import connect
 from explainer.db.explain import ExplainOptions
 from explainer.db.server import ThrowawayServer, find_binaries
+from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
 from explainer.demo.data import create_demo_database
 from explainer.errors import ExplainerError, InputError
 from explainer.pipeline import AnalyzeOptions, ProgressCallback, analyze_workload
 from explainer.render.json import render_json
 from explainer.render.markdown import render_markdown
 from explainer.render.terminal import render_terminal
+from explainer.render.workload import render_workload_json, render_workload_terminal
 from explainer.report import InputSummary, Report
 from explainer.rules import Severity
 from explainer.workload import QueryGroup, build_workload
@@ -109,7 +113,63 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         metavar="SHARE",
         help="keep an index only if it saves at least this share (default: 0.5)",
     )
-    run.add_argument("--top", type=int, metavar="N", help="analyze only the N heaviest shapes")
+    _add_selection_options(run)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _add_selection_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--top", type=_count, metavar="N", help="only the N heaviest shapes")
+    group.add_argument(
+        "--min-calls",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="only shapes that ran at least N times",
+    )
+    group.add_argument(
+        "--min-total-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="only shapes that took at least MS in all (when known)",
+    )
+
+
+def _add_input_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
+    inputs = parser.add_argument_group("inputs (at least one)")
+    inputs.add_argument(
+        "--sql",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file of SQL statements ('-' for stdin)",
+    )
+    inputs.add_argument("--query", action="append", default=[], metavar="SQL", help="one statement")
+    inputs.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        nargs="+",
+        metavar="FILE",
+        help="log files or globs (PostgreSQL stderr, pg_stat_statements CSV, "
+        "SQL; .gz too): the format is detected",
+    )
+    if live:
+        inputs.add_argument(
+            "--from-pg-stat-statements",
+            action="store_true",
+            help="the workload pg_stat_statements recorded in the database "
+            "(--min-calls, --min-total-ms and --top filter it)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,24 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="libpq URI, key=value string or SQLAlchemy URL "
         "(default: the PG* environment, ~/.pgpass)",
     )
-    inputs = analyze.add_argument_group("inputs (at least one)")
-    inputs.add_argument(
-        "--sql",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a file of SQL statements ('-' for stdin)",
-    )
-    inputs.add_argument("--query", action="append", default=[], metavar="SQL", help="one statement")
-    inputs.add_argument(
-        "--log",
-        action="append",
-        default=[],
-        nargs="+",
-        metavar="FILE",
-        help="PostgreSQL log files (or SQL files: detected)",
-    )
+    _add_input_options(analyze, live=True)
     _add_analysis_options(analyze)
+
+    workload = commands.add_parser(
+        "workload",
+        help="group a log's queries by shape and rank them (no database needed)",
+        description="Read logs (or SQL files), group the statements by shape, and print the "
+        "heaviest shapes by total time and by calls.",
+    )
+    _add_input_options(workload, live=False)
+    shown = workload.add_argument_group("output")
+    shown.add_argument("--format", choices=("text", "json"), default="text")
+    shown.add_argument(
+        "--top", type=_count, default=20, metavar="N", help="how many shapes (default: 20)"
+    )
+    shown.add_argument(
+        "--sort",
+        choices=("total", "calls"),
+        default="total",
+        help="order of the JSON groups (default: total time)",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -189,10 +252,26 @@ def _read_inputs(args: argparse.Namespace) -> tuple[list[CapturedQuery], InputSu
             take(path, read_sql_text(_read_file(path), path))
     for number, text in enumerate(args.query, start=1):
         take(f"<query {number}>", read_sql_text(text, f"<query {number}>"))
-    for path in (p for group in args.log for p in group):
+    for path in _expand(p for group in args.log for p in group):
         take(path, read_input(path))
+    if getattr(args, "from_pg_stat_statements", False):
+        selection = StatStatementsFilter(args.min_calls, args.min_total_ms, args.top)
+        with connect(args.dsn) as conn:
+            take("pg_stat_statements", read_stat_statements(conn, selection))
     summary.statements = len(queries)
     return queries, summary
+
+
+def _expand(paths: Iterable[str]) -> Iterator[str]:
+    """Paths as given, and globs the shell did not expand (quoted, or on Windows)."""
+    for path in paths:
+        if path != "-" and not Path(path).exists() and glob.has_magic(path):
+            matches = sorted(glob.glob(path))
+            if not matches:
+                raise InputError(f"no file matches {path}")
+            yield from matches
+        else:
+            yield path
 
 
 def _read_file(path: str) -> str:
@@ -215,6 +294,8 @@ def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> Analy
         verify=args.verify,
         min_gain=args.min_gain,
         top=args.top,
+        min_calls=args.min_calls,
+        min_total_ms=args.min_total_ms,
         include_utility=include_utility,
     )
 
@@ -264,10 +345,28 @@ def emit_report(report: Report, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_workload(args: argparse.Namespace) -> int:
+    """``explainer workload``: the shapes of a log, ranked, without a database."""
+    if not (args.sql or args.query or args.log):
+        raise InputError("nothing to read: give --log FILE, --sql FILE or --query")
+    queries, summary = _read_inputs(args)
+    workload = build_workload(queries)
+    if args.format == "json":
+        groups = list(workload.groups)
+        if args.sort == "calls":
+            groups.sort(key=lambda g: -g.calls)
+        sys.stdout.write(render_workload_json(workload, summary, groups[: args.top]) + "\n")
+    else:
+        render_workload_terminal(workload, summary, args.top, Console())
+    return EXIT_OK
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     queries, summary = _read_inputs(args)
-    if not (args.sql or args.query or args.log):
-        raise InputError("nothing to analyze: give --query, --sql FILE or --log FILE")
+    if not (args.sql or args.query or args.log or args.from_pg_stat_statements):
+        raise InputError(
+            "nothing to analyze: give --query, --sql FILE, --log FILE or --from-pg-stat-statements"
+        )
     if not queries:
         raise InputError("no statements found in the input")
     workload = build_workload(queries)
@@ -334,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "analyze":
             return run_analyze(args)
+        if args.command == "workload":
+            return run_workload(args)
         return run_demo(args)
     except ExplainerError as exc:
         print(f"explainer: error: {exc}", file=sys.stderr)

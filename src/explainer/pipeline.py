@@ -15,9 +15,10 @@ from typing import Literal
 from explainer.advise.indexes import VerifyMode, advise_statement
 from explainer.advise.model import IndexCandidate, IndexSuggestion
 from explainer.advise.verify import DEFAULT_MIN_GAIN, VerifyOptions
+from explainer.capture import CapturedQuery
 from explainer.db.catalog import ServerInfo, TableInfo, resolve_table, server_info
 from explainer.db.connection import connect, redact_dsn
-from explainer.db.explain import Connection, ExplainOptions, explain
+from explainer.db.explain import Connection, Execution, ExplainOptions, explain
 from explainer.db.safety import check_statement
 from explainer.errors import ExplainerError, InputError
 from explainer.plan import Plan
@@ -34,8 +35,12 @@ class AnalyzeOptions:
     explain: ExplainOptions = field(default_factory=ExplainOptions)
     verify: VerifyChoice = "auto"
     min_gain: float = DEFAULT_MIN_GAIN
-    #: Analyze only the N heaviest shapes.
+    #: Analyze only the N heaviest shapes...
     top: int | None = None
+    #: ...that ran at least this often...
+    min_calls: int = 1
+    #: ...and took at least this long in all (shapes without durations are kept).
+    min_total_ms: float = 0.0
     #: Explain utility statements too, so that each gets its refusal (pasted SQL).
     include_utility: bool = False
 
@@ -52,6 +57,17 @@ def choose_verify_mode(choice: VerifyChoice, server: ServerInfo) -> VerifyMode:
         )
         raise InputError(f"--verify hypopg: the hypopg extension is not installed ({hint})")
     return choice
+
+
+def select_groups(groups: list[QueryGroup], options: AnalyzeOptions) -> list[QueryGroup]:
+    """The shapes to analyze: ``--min-calls``, ``--min-total-ms``, then the ``--top`` N."""
+    kept = [
+        g
+        for g in groups
+        if g.calls >= options.min_calls
+        and (g.total_ms is None or g.total_ms >= options.min_total_ms)
+    ]
+    return kept if options.top is None else kept[: options.top]
 
 
 class _TableCache:
@@ -109,8 +125,7 @@ def analyze_workload(
             groups += workload.utility
         else:
             report.inputs.set_aside += sum(g.calls for g in workload.utility)
-        if options.top is not None:
-            groups = groups[: options.top]
+        groups = select_groups(groups, options)
         tables = _TableCache(conn)
         suggestions: dict[IndexCandidate, IndexSuggestion] = {}
         for number, group in enumerate(groups, start=1):
@@ -142,8 +157,8 @@ def _analyze_group(
         line=example.line,
     )
     try:
-        statement = check_statement(example.sql)
-        outcome = explain(conn, statement, options.explain)
+        execution = Execution(check_statement(example.sql), _replay_values(example))
+        outcome = explain(conn, execution, options.explain)
         entry.plan, entry.analyzed, entry.note = outcome.plan, outcome.analyzed, outcome.note
         plan_tables = tables.for_plan(outcome.plan)
         context = RuleContext(
@@ -152,7 +167,7 @@ def _analyze_group(
         entry.findings = run_rules(outcome.plan, context)
         advice = advise_statement(
             conn,
-            statement,
+            execution,
             outcome.plan,
             entry.findings,
             plan_tables,
@@ -169,6 +184,13 @@ def _analyze_group(
         if rule not in suggestion.rules:
             suggestion.rules.append(rule)
     return entry
+
+
+def _replay_values(query: CapturedQuery) -> tuple[str | None, ...] | None:
+    """Logged values to bind, or None when there are none usable (then: a generic plan)."""
+    if not query.replayable or not query.parameters:
+        return None
+    return query.parameters
 
 
 def _saving(suggestion: IndexSuggestion, report: Report) -> tuple[float, float]:

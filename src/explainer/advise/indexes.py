@@ -26,8 +26,7 @@ from explainer.advise.verify import (
     verify_rollback,
 )
 from explainer.db.catalog import TableInfo
-from explainer.db.explain import Connection
-from explainer.db.safety import CheckedStatement
+from explainer.db.explain import Connection, Execution
 from explainer.errors import QueryFailed
 from explainer.plan import Plan
 from explainer.rules import Finding
@@ -47,7 +46,7 @@ class StatementAdvice:
 
 def advise_statement(
     conn: Connection,
-    statement: CheckedStatement,
+    execution: Execution,
     plan: Plan,
     findings: list[Finding],
     tables: dict[str, TableInfo],
@@ -74,7 +73,7 @@ def advise_statement(
                 )
             )
             continue
-        candidate = derive_candidate(statement.sql, table)
+        candidate = derive_candidate(execution.statement.sql, table)
         if candidate is None:
             advice.rejected.append(
                 NoSuggestion(
@@ -99,7 +98,7 @@ def advise_statement(
             )
             continue
         try:
-            evidence = _verify(conn, statement, plan, candidate, mode, options)
+            evidence = _verify(conn, execution, plan, candidate, mode, options)
         except QueryFailed as exc:
             advice.rejected.append(
                 NoSuggestion(NoSuggestionReason.VERIFY_FAILED, str(exc), table.qualified, candidate)
@@ -114,16 +113,16 @@ def advise_statement(
 
 def _verify(
     conn: Connection,
-    statement: CheckedStatement,
+    execution: Execution,
     plan: Plan,
     candidate: IndexCandidate,
     mode: VerifyMode,
     options: VerifyOptions,
 ) -> Evidence:
     if mode == "rollback":
-        return verify_rollback(conn, statement, candidate, options)
+        return verify_rollback(conn, execution, candidate, options)
     if mode == "hypopg":
-        return verify_hypopg(conn, statement, candidate, options)
+        return verify_hypopg(conn, execution, candidate, options)
     return estimate_only(plan)
 
 

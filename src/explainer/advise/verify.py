@@ -25,8 +25,15 @@ import psycopg
 
 from explainer.advise.ddl import create_index_sql
 from explainer.advise.model import Evidence, IndexCandidate
-from explainer.db.explain import Connection, ExplainOptions, query_failed, rolled_back, run_explain
-from explainer.db.safety import CheckedStatement, StatementKind
+from explainer.db.explain import (
+    Connection,
+    Execution,
+    ExplainOptions,
+    query_failed,
+    rolled_back,
+    run_explain,
+)
+from explainer.db.safety import StatementKind
 from explainer.errors import QueryFailed
 from explainer.plan import Plan
 
@@ -56,7 +63,7 @@ def _best(plans: list[Plan]) -> Plan:
     return min(plans, key=lambda p: p.total_ms if p.total_ms is not None else p.root.total_cost)
 
 
-def _runs(conn: Connection, statement: str, analyze: bool, repeats: int) -> Plan:
+def _runs(conn: Connection, execution: Execution, analyze: bool, repeats: int) -> Plan:
     """The fastest of ``repeats`` runs, each undone by a savepoint.
 
     Undoing each run matters for writes: every run then starts from the same rows, and
@@ -67,7 +74,7 @@ def _runs(conn: Connection, statement: str, analyze: bool, repeats: int) -> Plan
     for _ in range(max(1, repeats)):
         conn.execute(b"SAVEPOINT explainer_run")
         try:
-            plans.append(run_explain(conn, statement, analyze=analyze))
+            plans.append(run_explain(conn, execution, analyze=analyze))
         finally:
             with suppress(psycopg.OperationalError):  # a lost connection took it already
                 conn.execute(b"ROLLBACK TO SAVEPOINT explainer_run")
@@ -75,11 +82,13 @@ def _runs(conn: Connection, statement: str, analyze: bool, repeats: int) -> Plan
 
 
 def verify_rollback(
-    conn: Connection, statement: CheckedStatement, candidate: IndexCandidate, options: VerifyOptions
+    conn: Connection, execution: Execution, candidate: IndexCandidate, options: VerifyOptions
 ) -> Evidence:
     """Build the index in a rolled-back transaction and measure the query around it."""
-    analyze = options.explain.analyze and (
-        statement.kind is not StatementKind.WRITE or options.explain.analyze_writes
+    analyze = (
+        options.explain.analyze
+        and execution.can_analyze
+        and (execution.statement.kind is not StatementKind.WRITE or options.explain.analyze_writes)
     )
     name = _probe_name(candidate)
     with rolled_back(
@@ -88,12 +97,12 @@ def verify_rollback(
         timeout_ms=options.explain.timeout_ms,
         lock_timeout_ms=options.explain.lock_timeout_ms,
     ):
-        before = _runs(conn, statement.sql, analyze, options.repeats)
+        before = _runs(conn, execution, analyze, options.repeats)
         try:
             conn.execute(create_index_sql(candidate, name=name).encode())
         except psycopg.Error as exc:
             raise query_failed(exc) from None
-        after = _runs(conn, statement.sql, analyze, options.repeats)
+        after = _runs(conn, execution, analyze, options.repeats)
     return Evidence(
         method="rollback",
         before_cost=before.root.total_cost,
@@ -107,7 +116,7 @@ def verify_rollback(
 
 
 def verify_hypopg(
-    conn: Connection, statement: CheckedStatement, candidate: IndexCandidate, options: VerifyOptions
+    conn: Connection, execution: Execution, candidate: IndexCandidate, options: VerifyOptions
 ) -> Evidence:
     """Compare the planner's cost with and without a hypothetical index."""
     ddl = create_index_sql(candidate, name=_probe_name(candidate))
@@ -118,7 +127,7 @@ def verify_hypopg(
             timeout_ms=options.explain.timeout_ms,
             lock_timeout_ms=options.explain.lock_timeout_ms,
         ):
-            before = run_explain(conn, statement.sql, analyze=False)
+            before = run_explain(conn, execution, analyze=False)
             try:
                 row = conn.execute(
                     "SELECT indexname FROM hypopg_create_index(%s)", (ddl,)
@@ -127,7 +136,7 @@ def verify_hypopg(
                 raise query_failed(exc) from None
             if row is None:
                 raise QueryFailed("HypoPG did not create the hypothetical index")
-            after = run_explain(conn, statement.sql, analyze=False)
+            after = run_explain(conn, execution, analyze=False)
     finally:
         # Hypothetical indexes live in the backend, outside any transaction.
         conn.execute("SELECT hypopg_reset()")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
+from explainer.capture import pgss
 from explainer.capture.model import CapturedQuery, CaptureStats
 from explainer.capture.pglog import PgLogReader, read_lines, read_pg_log
 from explainer.capture.pglog import sniff as sniff_pg_log
@@ -58,6 +59,7 @@ def _read_pg_log(path: str) -> tuple[list[CapturedQuery], CaptureStats]:
 
 FORMATS: tuple[InputFormat, ...] = (
     InputFormat("PostgreSQL stderr log", sniff_pg_log, _read_pg_log),
+    InputFormat("pg_stat_statements CSV export", pgss.sniff, pgss.read_pgss_file),
 )
 
 

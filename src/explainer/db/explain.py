@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -80,23 +80,53 @@ def rolled_back(
             conn.execute(b"ROLLBACK")
 
 
-def explain_sql(*, analyze: bool, buffers: bool = True) -> bytes:
+def explain_sql(*, analyze: bool, buffers: bool = True, generic: bool = False) -> bytes:
     """The EXPLAIN prefix for a statement."""
     options = ["ANALYZE", "BUFFERS"] if analyze and buffers else ["ANALYZE"] if analyze else []
+    if generic:
+        options.append("GENERIC_PLAN")
     options.append("FORMAT JSON")
     return f"EXPLAIN ({', '.join(options)}) ".encode()
 
 
-def run_explain(conn: Connection, statement: str, *, analyze: bool) -> Plan:
-    """Run EXPLAIN inside the caller's transaction and parse the plan.
+#: PostgreSQL 16 added EXPLAIN (GENERIC_PLAN) for statements with $n placeholders.
+GENERIC_PLAN_VERSION = 160000
 
-    The statement text is sent as is, without parameters, so a ``%`` in it is not taken
-    for a placeholder; it has been checked by :func:`explainer.db.safety.check_statement`.
+ReplayMode = Literal["text", "replay", "generic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """How a statement runs under EXPLAIN.
+
+    * ``text``: the statement has no ``$n`` placeholders and runs as written;
+    * ``replay``: it has placeholders and the values were logged: it is PREPAREd and
+      EXECUTEd with the values as literals, so the server binds them as parameters
+      exactly as the application's driver did (never substituted into the text);
+    * ``generic``: placeholders without values (pg_stat_statements, a truncated log
+      value): only a generic plan, estimated, can be had.
     """
-    try:
-        row = conn.execute(explain_sql(analyze=analyze) + statement.encode()).fetchone()
-    except psycopg.Error as exc:
-        raise query_failed(exc) from None
+
+    statement: CheckedStatement
+    parameters: tuple[str | None, ...] | None = None
+
+    @property
+    def mode(self) -> ReplayMode:
+        if self.statement.parameter_count == 0:
+            return "text"
+        if self.parameters is not None and len(self.parameters) >= self.statement.parameter_count:
+            return "replay"
+        return "generic"
+
+    @property
+    def can_analyze(self) -> bool:
+        return self.mode != "generic"
+
+
+_PREPARED_NAME = "explainer_replay"
+
+
+def _plan_from_row(row: tuple[Any, ...] | None) -> Plan:
     if row is None:
         raise QueryFailed("EXPLAIN returned no plan")
     document = row[0]
@@ -105,22 +135,84 @@ def run_explain(conn: Connection, statement: str, *, analyze: bool) -> Plan:
     return parse_json_plan(document)
 
 
-def explain(
-    conn: Connection, statement: CheckedStatement, options: ExplainOptions
-) -> ExplainOutcome:
+def run_explain(conn: Connection, execution: Execution | str, *, analyze: bool) -> Plan:
+    """Run EXPLAIN inside the caller's transaction and parse the plan.
+
+    Text is sent as is, without client-side parameters, so a ``%`` in it is not taken for
+    a placeholder; it has been checked by :func:`explainer.db.safety.check_statement`.
+    """
+    if isinstance(execution, str):
+        text = execution
+        mode: ReplayMode = "text"
+    else:
+        text, mode = execution.statement.sql, execution.mode
+    try:
+        if mode == "text":
+            return _plan_from_row(
+                conn.execute(explain_sql(analyze=analyze) + text.encode()).fetchone()
+            )
+        assert isinstance(execution, Execution)
+        if mode == "generic" and conn.info.server_version >= GENERIC_PLAN_VERSION:
+            prefix = explain_sql(analyze=False, generic=True)
+            return _plan_from_row(conn.execute(prefix + text.encode()).fetchone())
+        return _explain_prepared(conn, execution, analyze=analyze and mode == "replay")
+    except psycopg.Error as exc:
+        raise query_failed(exc) from None
+
+
+def _explain_prepared(conn: Connection, execution: Execution, *, analyze: bool) -> Plan:
+    """PREPARE, EXPLAIN EXECUTE with the values (or NULLs for a generic plan), DEALLOCATE.
+
+    Prepared statements outlive transactions, so the statement is always deallocated;
+    a savepoint keeps the transaction usable for that when EXPLAIN fails.
+    """
+    statement = execution.statement
+    if execution.mode == "generic":
+        # Before PostgreSQL 16: force the generic plan; the NULLs are never used for it.
+        conn.execute(b"SET LOCAL plan_cache_mode = force_generic_plan")
+        values: tuple[str | None, ...] = (None,) * statement.parameter_count
+    else:
+        assert execution.parameters is not None
+        values = execution.parameters[: statement.parameter_count]
+    name = sql.Identifier(_PREPARED_NAME)
+    conn.execute(b"SAVEPOINT explainer_prepare")
+    conn.execute(sql.SQL("PREPARE {} AS ").format(name).as_bytes(conn) + statement.sql.encode())
+    try:
+        row = conn.execute(
+            explain_sql(analyze=analyze)
+            + sql.SQL("EXECUTE {}({})")
+            .format(name, sql.SQL(", ").join(sql.Literal(v) for v in values))
+            .as_bytes(conn)
+        ).fetchone()
+    except psycopg.Error:
+        conn.execute(b"ROLLBACK TO SAVEPOINT explainer_prepare")
+        raise
+    finally:
+        with suppress(psycopg.OperationalError):
+            conn.execute(sql.SQL("DEALLOCATE {}").format(name))
+    return _plan_from_row(row)
+
+
+def explain(conn: Connection, execution: Execution, options: ExplainOptions) -> ExplainOutcome:
     """Explain one checked statement safely; see the module docstring for the rules."""
+    statement = execution.statement
     analyze = options.analyze
     note = None
     if statement.kind is StatementKind.WRITE and analyze and not options.analyze_writes:
         analyze = False
         note = "a write: estimated only, not executed (pass --analyze-writes to measure it)"
+    elif analyze and not execution.can_analyze:
+        analyze = False
+        count = statement.parameter_count
+        placeholders = "$1" if count == 1 else f"$1..${count}"
+        note = f"no usable values for {placeholders}: generic plan, estimated only"
     with rolled_back(
         conn,
         read_only=statement.kind is StatementKind.READ,
         timeout_ms=options.timeout_ms,
         lock_timeout_ms=options.lock_timeout_ms,
     ):
-        plan = run_explain(conn, statement.sql, analyze=analyze)
+        plan = run_explain(conn, execution, analyze=analyze)
     return ExplainOutcome(plan=plan, analyzed=analyze, note=note)
 
 

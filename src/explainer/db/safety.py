@@ -36,6 +36,9 @@ class CheckedStatement:
     kind: StatementKind
     #: The parse tree's node name, for messages ("UpdateStmt").
     node: str
+    #: The highest ``$n`` placeholder (0 for none): statements from pg_stat_statements or
+    #: the extended protocol need that many values, or a generic plan.
+    parameter_count: int = 0
 
 
 _WRITE_NODES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
@@ -87,6 +90,12 @@ def check_statement(sql: str) -> CheckedStatement:
     node = statements[0].stmt
     if node is None:
         raise InputError("no statement found: the input holds only comments")
+    checked = _check_node(text, node)
+    count = max((n.number or 0 for n in _walk(node) if isinstance(n, ast.ParamRef)), default=0)
+    return CheckedStatement(checked.sql, checked.kind, checked.node, count)
+
+
+def _check_node(text: str, node: ast.Node) -> CheckedStatement:
     name = type(node).__name__
     if isinstance(node, ast.SelectStmt):
         if node.intoClause is not None:

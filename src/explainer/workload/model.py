@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 
 from explainer.capture.model import CapturedQuery
@@ -50,8 +51,9 @@ class DurationSample:
 class QueryGroup:
     """All executions of one query shape.
 
-    ``example`` is the slowest execution (the first when none has a duration): its real
-    values are the ones most likely to reproduce the slow plan under EXPLAIN ANALYZE.
+    ``example`` is chosen by :func:`example_rank`: an execution with real values first,
+    then the slowest, whose values most likely reproduce the slow plan under EXPLAIN
+    ANALYZE.
     ``samples`` keeps up to five executions with distinct text or parameters, to show
     the spread of values. Durations are in ms; the timed figures (``total_ms``,
     ``mean_ms``...) cover only the calls whose source logged a duration, and are ``None``
@@ -82,27 +84,29 @@ class QueryGroup:
         return self.durations.percentile(95)
 
     def add(self, query: CapturedQuery) -> None:
-        """Count one execution; the group's first query is added like any other."""
-        self.calls += 1
+        """Count one record (one execution, or ``query.calls`` for an aggregate row)."""
+        self.calls += query.calls
         self._add_duration(query)
         self._add_timestamp(query.timestamp)
         if query.session is not None:
             self.sessions.add(query.session)
+        if example_rank(query) > example_rank(self.example):
+            self.example = query
         if len(self.samples) < MAX_SAMPLES and not any(
             s.sql == query.sql and s.parameters == query.parameters for s in self.samples
         ):
             self.samples.append(query)
 
     def _add_duration(self, query: CapturedQuery) -> None:
+        """An aggregate row (pg_stat_statements) adds its total and its mean per call."""
         ms = query.duration_ms
         if ms is None:
             return
-        self.timed_calls += 1
+        per_call = ms / max(query.calls, 1)
+        self.timed_calls += query.calls
         self.total_ms = ms if self.total_ms is None else self.total_ms + ms
-        self.max_ms = ms if self.max_ms is None else max(self.max_ms, ms)
-        self.durations.add(ms)
-        if self.example.duration_ms is None or ms > self.example.duration_ms:
-            self.example = query
+        self.max_ms = per_call if self.max_ms is None else max(self.max_ms, per_call)
+        self.durations.add(per_call)
 
     def _add_timestamp(self, timestamp: str | None) -> None:
         """Timestamps stay text as logged; their ISO-like form sorts chronologically."""
@@ -112,6 +116,21 @@ class QueryGroup:
             self.first_seen = timestamp
         if self.last_seen is None or timestamp > self.last_seen:
             self.last_seen = timestamp
+
+
+_PLACEHOLDER = re.compile(r"\$\d")
+
+
+def example_rank(query: CapturedQuery) -> tuple[bool, float]:
+    """Which execution best represents a group under EXPLAIN ANALYZE.
+
+    First one that can run with real values (literals in the text, or logged parameters
+    that were not truncated) over a ``$n`` shape without values (pg_stat_statements);
+    then the slowest per call, whose values most likely reproduce the slow plan.
+    """
+    has_values = query.replayable and (bool(query.parameters) or not _PLACEHOLDER.search(query.sql))
+    per_call = (query.duration_ms or 0.0) / max(query.calls, 1)
+    return has_values, per_call
 
 
 def heaviest_first(group: QueryGroup) -> tuple[bool, float, int]:
