@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from explainer.db import server as server_module
 from explainer.db.server import ServerBinaries, ThrowawayServer, find_binaries
+from explainer.db.server import cluster as cluster_module
 from explainer.errors import ServerStartError
 
 
@@ -110,9 +110,9 @@ def test_a_port_taken_meanwhile_is_retried_with_another(monkeypatch: pytest.Monk
         taken.listen()
         busy = taken.getsockname()[1]
         ports = iter([busy])
-        real_free_port = server_module._free_port
+        real_free_port = cluster_module._free_port
         monkeypatch.setattr(
-            server_module, "_free_port", lambda: next(ports, None) or real_free_port()
+            cluster_module, "_free_port", lambda: next(ports, None) or real_free_port()
         )
         with ThrowawayServer() as server:
             assert server.port != busy
