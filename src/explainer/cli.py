@@ -160,8 +160,19 @@ def _add_input_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
         default=[],
         nargs="+",
         metavar="FILE",
-        help="log files or globs (PostgreSQL stderr, pg_stat_statements CSV, "
-        "SQL; .gz too): the format is detected",
+        help="log files or globs ('-' for stdin; .gz, .bz2, .xz too): PostgreSQL logs, "
+        "pg_stat_statements exports, SQLAlchemy engine logs or SQL; the format is detected",
+    )
+    inputs.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help="read --log files as FORMAT instead of detecting it: stderr, syslog, logplex, "
+        "csvlog, jsonlog, sqlalchemy, pg_stat_statements or sql",
+    )
+    inputs.add_argument(
+        "--log-prefix",
+        metavar="PREFIX",
+        help="the server's log_line_prefix, when detection does not recognise it",
     )
     if live:
         inputs.add_argument(
@@ -253,7 +264,7 @@ def _read_inputs(args: argparse.Namespace) -> tuple[list[CapturedQuery], InputSu
     for number, text in enumerate(args.query, start=1):
         take(f"<query {number}>", read_sql_text(text, f"<query {number}>"))
     for path in _expand(p for group in args.log for p in group):
-        take(path, read_input(path))
+        take(path, read_input(path, log_format=args.log_format, log_prefix=args.log_prefix))
     if getattr(args, "from_pg_stat_statements", False):
         selection = StatStatementsFilter(args.min_calls, args.min_total_ms, args.top)
         with connect(args.dsn) as conn:

@@ -11,7 +11,7 @@ same workload supplies real values for the same shape (the workload prefers thos
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from explainer.capture.model import CapturedQuery, CaptureStats
 from explainer.capture.pglog import read_lines
@@ -29,7 +29,10 @@ def sniff(lines: Sequence[str]) -> bool:
     """A CSV export: its header names at least ``query`` and ``calls``."""
     if not lines:
         return False
-    header = next(csv.reader([lines[0]]), [])
+    try:
+        header = next(csv.reader([lines[0].strip("\r\n")]), [])
+    except csv.Error:
+        return False
     names = {name.strip().lower() for name in header}
     return all(column in names for column in REQUIRED_COLUMNS)
 
@@ -85,10 +88,29 @@ def read_pgss_rows(
 def read_pgss_csv(lines: Iterable[str], source: str) -> tuple[list[CapturedQuery], CaptureStats]:
     """A CSV export (``\\copy (SELECT ... FROM pg_stat_statements) TO 'f.csv' CSV HEADER``).
 
-    Line numbers count physical lines only approximately when a query spans lines; they
-    are the record's number plus one (the header).
+    Line numbers are the record's number plus one (the header): a query spanning lines
+    makes them approximate. A CSV error (a NUL byte, a huge field) ends the reading and
+    is counted, never raised.
     """
-    return read_pgss_rows(csv.DictReader(lines), source=source)
+    failure: list[str] = []
+
+    def records() -> Iterator[dict[str, str]]:
+        try:
+            yield from csv.DictReader(lines)
+        except csv.Error as exc:
+            failure.append(str(exc))
+
+    queries, stats = read_pgss_rows(records(), source=source)
+    if failure:
+        stats.skip(f"unreadable CSV, reading stopped: {failure[0]}")
+    return queries, stats
+
+
+def read_pgss_stream(
+    lines: Iterable[str], source: str, log_prefix: str | None = None
+) -> tuple[list[CapturedQuery], CaptureStats]:
+    """Lines already open (stdin): ``log_prefix`` means nothing for a CSV export."""
+    return read_pgss_csv(lines, source=source)
 
 
 def read_pgss_file(path: str) -> tuple[list[CapturedQuery], CaptureStats]:

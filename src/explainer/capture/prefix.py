@@ -1,0 +1,300 @@
+"""``log_line_prefix`` -> a parser of stderr log lines.
+
+A stderr log line is the server's ``log_line_prefix`` expanded, then ``SEVERITY:  ``
+and the message. Any prefix is readable once it is known: :func:`compile_prefix` turns
+the setting into one regular expression with named groups, so a line costs one match.
+When the user does not say the prefix, :func:`detect_parser` tries the common ones on
+the first lines and keeps the one that reads most of them; the tolerant header (a
+timestamp, ``[pid]``, anything up to the severity) reads the rest, including lines
+written under another prefix before a reload.
+
+Escapes follow the PostgreSQL documentation (``%a %u %d %r %h %b %p %P %t %m %n %i %e %c
+%l %s %v %x %q %Q %L %%``, with optional padding such as ``%-10u``). Values are matched
+loosely (user and database as non-blank runs, the application and command tag as any
+text up to what follows), which is what makes one regex per prefix enough.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from explainer.capture.records import SEVERITIES, LogRecord
+
+LineParser = Callable[[str, int], LogRecord | None]
+
+_DATE_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+# %Z of the log timezone: an abbreviation (UTC, CEST) or a numeric offset (+03, -0530).
+_ZONE = r"(?: (?:[A-Za-z][\w/+-]*|[+-]\d\d(?::?\d\d)?))?"
+
+# escape -> (group name or None, regex of its value)
+_ESCAPES: dict[str, tuple[str | None, str]] = {
+    "a": ("application", r".*?"),
+    "u": ("user", r"\S*?"),
+    "d": ("database", r"\S*?"),
+    "r": (None, r"\S*?"),
+    "h": (None, r"\S*?"),
+    "L": (None, r"\S*?"),
+    "b": (None, r".*?"),
+    "i": (None, r".*?"),
+    "p": ("pid", r"\d+"),
+    "P": (None, r"\d*"),
+    "t": ("timestamp", _DATE_TIME + _ZONE),
+    "m": ("timestamp", _DATE_TIME + r"\.\d+" + _ZONE),
+    "n": ("timestamp", r"\d+(?:\.\d+)?"),
+    "s": (None, _DATE_TIME + _ZONE),
+    "e": (None, r"[0-9A-Z]{5}"),
+    "c": ("session_id", r"[0-9a-f]+\.[0-9a-f]+"),
+    "l": (None, r"\d+"),
+    "v": ("vxid", r"(?:-?\d+/\d+)?"),
+    "x": ("xid", r"\d*"),
+    "Q": (None, r"-?\d+"),
+}
+_ESCAPE = re.compile(r"%(-?\d+)?(.)", re.DOTALL)
+_TAIL = rf"(?P<severity>{SEVERITIES}):(?: +|$)(?P<message>.*)"
+_FIELDS = (
+    "pid",
+    "session_id",
+    "timestamp",
+    "user",
+    "database",
+    "application",
+    "vxid",
+    "xid",
+    "severity",
+    "message",
+)
+
+KNOWN_PREFIXES: tuple[str, ...] = (
+    "%m [%p] %q%u@%d/%a ",  # Debian's default with the application appended
+    "%m [%p] %q%u@%d ",  # Debian / Ubuntu default
+    "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",  # pgbadger's recommendation
+    "%t [%p]: [%l-1] user=%u,db=%d ",
+    "%t [%p-%l] %q%u@%d ",
+    "%t:%r:%u@%d:[%p]:",  # Amazon RDS / Aurora
+    "%m [%p] ",  # PostgreSQL's own default since 13
+    "%t [%p] ",
+)
+"""Tried in order; on a tie (a postmaster line fits several) the first wins, so more
+specific prefixes come first."""
+
+# The tolerant header of lines that fit no known prefix: a timestamp, the pid as
+# ``[pid]``, ``[pid]:`` or ``[pid-line]``, an optional ``[line-1]``, then anything up to
+# the severity; user, database and application are picked out of that "anything".
+_TOLERANT = re.compile(
+    r"(?P<timestamp>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?: [^\s\[]+)?)"
+    r" \[(?P<pid>\d+)(?:-\d+)?\]:?"
+    r"(?: \[\d+-\d+\])?"
+    r" (?P<pre>.*?)"
+    rf"(?<!\S){_TAIL}"
+)
+# The same without timestamp, for lines whose envelope (syslog, Cloud Logging, Heroku)
+# carries the time and often the pid.
+_BARE = re.compile(r"(?:\[(?P<pid>\d+)\]:? )?(?:\[\d+-\d+\] )?(?P<pre>.*?)" rf"(?<!\S){_TAIL}")
+_KEY_VALUE = re.compile(
+    r"(?<![\w.])(user|usr|db|database|dbname|app|appli|application|application_name)"
+    r"=([^,\s]*)"
+)
+_USER_AT_DB = re.compile(r"([^\s@]*)@(\S*)")
+_KEYS = {
+    "user": "user",
+    "usr": "user",
+    "db": "database",
+    "database": "database",
+    "dbname": "database",
+    "app": "application",
+    "appli": "application",
+    "application": "application",
+    "application_name": "application",
+}
+
+
+def compile_prefix(prefix: str) -> re.Pattern[str]:
+    """The regex of a whole log line written with ``log_line_prefix = prefix``.
+
+    Trailing blanks of the prefix match any number of spaces (users often drop the
+    trailing space when they quote their setting); ``%q`` makes the rest optional, as
+    the server omits it for processes without a session.
+    """
+    body = prefix.rstrip()
+    parts: list[str] = []
+    optional = False
+    used: set[str] = set()
+    pos = 0
+    while pos < len(body):
+        percent = body.find("%", pos)
+        if percent < 0:
+            parts.append(re.escape(body[pos:]))
+            break
+        if percent > pos:
+            parts.append(re.escape(body[pos:percent]))
+        escape = _ESCAPE.match(body, percent)
+        if escape is None:  # a lone % at the very end
+            parts.append("%")
+            break
+        padding, letter = escape.groups()
+        pos = escape.end()
+        if letter == "%":
+            parts.append("%")
+        elif letter == "q":
+            if not optional:
+                parts.append("(?:")
+                optional = True
+        elif letter in _ESCAPES:
+            name, value = _ESCAPES[letter]
+            if name is not None and name not in used:
+                used.add(name)
+                value = f"(?P<{name}>{value})"
+            else:
+                value = f"(?:{value})"
+            parts.append(f" *{value} *" if padding else value)
+        # any other escape expands to nothing, as in the server
+    if optional:
+        parts.append(")?")
+    # Every pattern gets every field group (empty when the prefix lacks it), so a match is
+    # read with one ``group()`` call whatever the prefix.
+    missing = "".join(f"(?P<{name}>)" for name in _FIELDS[:-2] if name not in used)
+    return re.compile("".join(parts) + " *" + _TAIL + missing)
+
+
+class PrefixParser:
+    """Reads the records of lines written with one known prefix.
+
+    Values are taken as logged (an empty one is None); ``fallback`` reads the lines the
+    prefix does not fit.
+    """
+
+    __slots__ = ("_match", "fallback", "pattern", "prefix")
+
+    def __init__(
+        self, prefix: str, pattern: re.Pattern[str], fallback: LineParser | None = None
+    ) -> None:
+        self.prefix = prefix
+        self.pattern = pattern
+        self.fallback = fallback
+        self._match = pattern.match
+
+    def __call__(self, line: str, number: int) -> LogRecord | None:
+        match = self._match(line)
+        if match is None:
+            return None if self.fallback is None else self.fallback(line, number)
+        pid, session_id, timestamp, user, database, application, vxid, xid, severity, message = (
+            match.group(*_FIELDS)
+        )
+        transaction = None
+        if vxid and not vxid.endswith("/0"):
+            transaction = vxid
+        elif xid and xid != "0":
+            transaction = f"xid {xid}"
+        return LogRecord(
+            number,
+            pid or session_id,
+            severity,
+            message,
+            timestamp or None,
+            user or None,
+            database or None,
+            application or None,
+            transaction,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TolerantParser:
+    """Reads any ``timestamp [pid] ... SEVERITY:`` line (or, bare, any ``... SEVERITY:``)."""
+
+    pattern: re.Pattern[str]
+
+    def __call__(self, line: str, number: int) -> LogRecord | None:
+        match = self.pattern.match(line)
+        if match is None:
+            return None
+        fields = match.groupdict()
+        user = database = application = None
+        pre = fields["pre"]
+        if pre:
+            user, database, application = _pre_fields(pre)
+        return LogRecord(
+            line=number,
+            session=fields["pid"] or "",
+            severity=fields["severity"],
+            message=fields["message"],
+            timestamp=fields.get("timestamp"),
+            user=user,
+            database=database,
+            application=application,
+        )
+
+
+TOLERANT = TolerantParser(_TOLERANT)
+BARE = TolerantParser(_BARE)
+
+
+def _pre_fields(pre: str) -> tuple[str | None, str | None, str | None]:
+    """User, database and application from the part of a prefix the parser skipped."""
+    found: dict[str, str | None] = {}
+    for key, value in _KEY_VALUE.findall(pre):
+        found.setdefault(_KEYS[key], _value(value))
+    if "user" not in found and "database" not in found:
+        at = _USER_AT_DB.search(pre)
+        if at is not None:
+            found["user"], found["database"] = _value(at.group(1)), _value(at.group(2))
+    return found.get("user"), found.get("database"), found.get("application")
+
+
+def _value(text: str | None) -> str | None:
+    """Empty and ``[unknown]`` (before authentication) mean the value is not known."""
+    if not text or text == "[unknown]":
+        return None
+    return text
+
+
+def parser_for(prefix: str) -> PrefixParser:
+    return PrefixParser(prefix, compile_prefix(prefix))
+
+
+_KNOWN = tuple(parser_for(prefix) for prefix in KNOWN_PREFIXES)
+DETECT_LINES = 200
+
+
+def header_lines(lines: Iterable[str]) -> list[str]:
+    """The lines of ``lines`` that could start a record (not continuations)."""
+    found = []
+    for raw in lines:
+        line = raw.rstrip("\n").removesuffix("\r")
+        if line and line[0] not in " \t":
+            found.append(line)
+    return found
+
+
+def count_matches(parser: LineParser, lines: Sequence[str]) -> int:
+    return sum(1 for line in lines if parser(line, 0) is not None)
+
+
+def detect_parser(
+    lines: Sequence[str],
+    fallback: TolerantParser = TOLERANT,
+    candidates: Sequence[PrefixParser] = _KNOWN,
+) -> LineParser:
+    """The parser that reads most of ``lines`` (record lines, see :func:`header_lines`).
+
+    Lines it cannot read go to ``fallback``, so a file whose prefix changed midway still
+    reads; when the fallback alone reads more lines than any known prefix, it is used
+    directly.
+    """
+    sample = lines[:DETECT_LINES]
+    best: PrefixParser | None = None
+    best_count = 0
+    for candidate in candidates:
+        count = count_matches(candidate, sample)
+        if count > best_count:
+            best, best_count = candidate, count
+    if best is None or count_matches(fallback, sample) > best_count:
+        return fallback
+    return with_fallback(best, fallback)
+
+
+def with_fallback(primary: PrefixParser, fallback: LineParser) -> PrefixParser:
+    """``primary``, reading with ``fallback`` the lines it does not fit."""
+    return PrefixParser(primary.prefix, primary.pattern, fallback)
