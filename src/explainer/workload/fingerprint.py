@@ -12,18 +12,30 @@ other dialects. For those a hash of normalised text (lowercased, comments droppe
 literals and parameters replaced, lists folded, whitespace folded) stands in. It is
 coarser than the parse tree, so odd spellings of one query may make a few groups instead
 of one; it keeps every name, so it never merges different tables or columns.
+
+Speed: a large log holds millions of executions of a few hundred shapes, and pglast parses
+each text anew (5-7 µs for a typical statement here). :func:`fingerprint` therefore caches
+the fingerprint under a *shape key* (:func:`shape_key`): the text with each literal token
+(number, string, ``$n``) replaced by a marker of its token kind, comments by a space, and
+all else, identifiers, keywords, operators, casts and layout, kept verbatim; pglast then
+runs about once per key. The comment above ``_SCAN`` says why two texts with one trusted
+key always have one fingerprint; :func:`fingerprint_uncached` is the reference the cache
+is tested against (tests/test_fingerprint_cache.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache
 
 import pglast
 from pglast.ast import Node
 from pglast.parser import fingerprint as pg_fingerprint
-from pglast.parser import parse_sql
+from pglast.parser import parse_sql, parse_sql_json
 from pglast.visitors import referenced_relations
 
 # PostgreSQL's split: these five are planned queries; every other statement is "utility"
@@ -51,12 +63,42 @@ _CACHED_LENGTH = 4096
 def fingerprint(sql: str) -> str:
     """The shape of ``sql`` as 16 hex digits; see the module docstring for the fallback.
 
-    Short texts are cached: a log repeats them (every execution of a prepared statement).
-    Long ones (bulk INSERTs) rarely repeat and would make the cache costly to hold.
+    Always equal to :func:`fingerprint_uncached`, only faster: a text seen recently is
+    looked up as is (every execution of a prepared statement repeats its text), others by
+    :func:`shape_key`, so pglast runs about once per shape. Long texts (bulk INSERTs)
+    rarely repeat and would make the caches costly to hold.
     """
-    if len(sql) <= _CACHED_LENGTH:
-        return _cached_fingerprint(sql)
+    if len(sql) > _CACHED_LENGTH:
+        return _fingerprint(sql)
+    return _recent_fingerprint(sql)
+
+
+def _fingerprint_by_shape(sql: str) -> str:
+    key = shape_key(sql)
+    if key is None:
+        return _fingerprint(sql)
+    cached = _SHAPES.get(key, "")
+    if cached == "":  # not seen yet (a fingerprint is never empty)
+        return _learn_shape(sql, key)
+    if cached is None:  # a key whose literals are not all constants: no shortcut
+        return _fingerprint(sql)
+    return cached
+
+
+_recent_fingerprint = lru_cache(maxsize=2048)(_fingerprint_by_shape)
+
+
+def fingerprint_uncached(sql: str) -> str:
+    """pglast's fingerprint (or the text fallback) computed afresh: the cache's reference."""
     return _fingerprint(sql)
+
+
+def clear_fingerprint_caches() -> None:
+    """Forget every cached fingerprint (tests; a long-lived process between workloads)."""
+    global _shapes_chars
+    _recent_fingerprint.cache_clear()
+    _SHAPES.clear()
+    _shapes_chars = 0
 
 
 def _fingerprint(sql: str) -> str:
@@ -66,7 +108,282 @@ def _fingerprint(sql: str) -> str:
         return text_fingerprint(sql)
 
 
-_cached_fingerprint = lru_cache(maxsize=16384)(_fingerprint)
+# -- the shape-key cache ------------------------------------------------------------------
+#
+# Why one key means one fingerprint. pg_query's fingerprint skips constants (A_Const) and
+# parameters (ParamRef) entirely: their values, and so the length of a list made only of
+# them, never reach the hash. Two texts with one key are the same character for character
+# except inside literal tokens that have the same *lexer token kind* (ICONST, FCONST,
+# SCONST, PARAM), so PostgreSQL's grammar, which only sees token kinds, derives both the
+# same way. What is left is grammar actions that look at a literal's value or keep it in
+# a field that is not a constant node: ``float(p)`` picks float4 or float8, array bounds
+# (``int[3]``), ``current_time(3)``, ``FETCH 10``, ``NOTIFY ch, 'x'``, sequence options,
+# COPY file names... Rather than listing them, a key is only trusted after pglast parsed
+# its first text and every replaced literal turned out to be an A_Const or ParamRef node
+# at that literal's position (or a negated constant at the ``-`` before it); every folded
+# list must be an ``IN (...)`` list or an ``ARRAY[...]`` of such nodes. Otherwise the key
+# is remembered as unusable, and each of its texts goes to pglast.
+#
+# The scanner follows PostgreSQL's lexer where it matters: quoted identifiers are kept;
+# E'' strings with a backslash, N'' strings, and what sits in a failing literal's place
+# are kept verbatim; numbers are replaced only when they end where PostgreSQL's would
+# (``1abc`` is "trailing junk"), and an integer beyond int32 is an FCONST there, so it is
+# here; ``$n`` beyond int32 is an error there, so it is kept. Anything the scanner cannot
+# follow exactly gives no key: nested or unterminated comments, unterminated strings or
+# identifiers, dollar quotes, B''/X'' bit strings, U& escapes, NUL bytes and lone
+# surrogates (pglast would see a different text).
+
+_IDENT_CHAR = "A-Za-z0-9_$\x80-\U0010ffff"
+_NOT_AFTER_NAME = rf"(?<![{_IDENT_CHAR}]"  # completed with the token's first character
+_DIGITS = r"(?:_?\d)*+"
+_EXPONENT = rf"(?:[eE][-+]?\d{_DIGITS})?"
+_NUMBER_END = rf"(?![{_IDENT_CHAR}.])"
+# Every branch starts with one literal character, so the regex engine skips straight to
+# the few characters that can start a token of interest instead of trying each branch at
+# every position. The group after that character names the token.
+_SCAN = re.compile(
+    "|".join(
+        [
+            r"-(?P<line_comment>-[^\n\r]*+)",
+            r"/(?P<block_comment>\*(?>[^*/]++|\*(?!/)|/(?!\*))*+\*/)",
+            r"/(?P<nested_or_unterminated_comment>\*)",
+            r'"(?<=&")(?P<unicode_identifier>)',
+            r'"(?P<quoted>[^"]*+(?:""[^"]*+)*+")',
+            r'"(?P<unterminated_identifier>)',
+            r"'(?<=&')(?P<unicode_string>)",
+            rf"'(?<=[bBxX]'){_NOT_AFTER_NAME}[bBxX]')(?P<bit_string>)",
+            rf"'(?<=[eE]'){_NOT_AFTER_NAME}[eE]')(?P<estring>(?>[^'\\]++|\\.|'')*+')",
+            rf"'(?<=[eE]'){_NOT_AFTER_NAME}[eE]')(?P<unterminated_estring>)",
+            rf"'(?<=[nN]'){_NOT_AFTER_NAME}[nN]')(?P<nstring>[^']*+(?:''[^']*+)*+')",
+            r"'(?P<string>[^']*+(?:''[^']*+)*+')",
+            r"'(?P<unterminated_string>)",
+            rf"\${_NOT_AFTER_NAME}\$)(?P<param>\d++)(?![{_IDENT_CHAR}])",
+            rf"\${_NOT_AFTER_NAME}\$)(?P<dollar_quote>(?:[^\W\d]\w*)?\$)",
+            rf"0{_NOT_AFTER_NAME[:-1]}.]0)(?P<number0>"
+            r"[xX](?:_?[0-9A-Fa-f])++|[oO](?:_?[0-7])++|[bB](?:_?[01])++"
+            rf"|{_DIGITS}(?:\.(?:\d{_DIGITS})?)?{_EXPONENT}){_NUMBER_END}",
+            *(
+                rf"{digit}{_NOT_AFTER_NAME[:-1]}.]{digit})"
+                rf"(?P<number{digit}>{_DIGITS}(?:\.(?:\d{_DIGITS})?)?{_EXPONENT}){_NUMBER_END}"
+                for digit in "123456789"
+            ),
+            rf"\.{_NOT_AFTER_NAME[:-1]}.]\.)(?P<fraction>\d{_DIGITS}{_EXPONENT}){_NUMBER_END}",
+        ]
+    ),
+    # ASCII: PostgreSQL's digits are 0-9; any other character is part of a name to it.
+    re.DOTALL | re.ASCII,
+)
+_NUMBERS = frozenset(f"number{digit}" for digit in "0123456789") | {"fraction"}
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# PostgreSQL's whitespace; Python's \s also matches characters its lexer reads as names.
+_WS = r"[ \t\n\r\f\v]"
+_INT32_MAX = 2**31 - 1
+# Markers in keys: NUL never occurs in a text that has a key.
+_MARK_INT, _MARK_FLOAT, _MARK_STRING, _MARK_PARAM = "\x00i", "\x00f", "\x00s", "\x00p"
+_MARK_LIST = "\x00L"
+_MARKS = (_MARK_INT, _MARK_FLOAT, _MARK_STRING, _MARK_PARAM)
+_ELEMENT = rf"(?:-{_WS}*)?\x00[if]|\x00[sp]"
+_ITEMS = rf"{_WS}*(?P<items>(?:{_ELEMENT})(?:{_WS}*,{_WS}*(?:{_ELEMENT}))+){_WS}*"
+# Lists of two or more literals; _fold keeps those after the keyword IN or ARRAY.
+_FOLDABLE = re.compile(rf"[(\[]{_ITEMS}[)\]]")
+# A literal followed by a comma: what a foldable list needs, found fast (a literal prefix).
+_LIST_START = re.compile(rf"\x00[ifsp]{_WS}*,")
+_LIST_KEYWORD = re.compile(rf"(?<![{_IDENT_CHAR}\"])(?:in|array){_WS}*\Z", re.IGNORECASE)
+
+_SHAPE_CACHE_ENTRIES = 16384
+_SHAPE_CACHE_CHARS = 8_000_000
+_SHAPES: OrderedDict[str, str | None] = OrderedDict()
+_shapes_chars = 0
+
+
+class _NoKey(Exception):
+    """The text has something the scanner does not follow exactly: it gets no key."""
+
+
+def _replacement(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind == "string":
+        return _MARK_STRING
+    if kind in _NUMBERS:
+        text = match.group()
+        if len(text) < 10 and text.isdigit():  # the common case: surely an int32
+            return _MARK_INT
+        return _number_kind(text)
+    if kind == "param":
+        text = match.group()
+        return _MARK_PARAM if int(text[1:]) <= _INT32_MAX else text
+    if kind == "line_comment" or kind == "block_comment":
+        return " "
+    if kind == "estring":  # the E before the match stays; escapes are kept as written
+        text = match.group()
+        return text if "\\" in text else _MARK_STRING
+    if kind == "quoted" or kind == "nstring":
+        return match.group()
+    raise _NoKey
+
+
+def _number_kind(text: str) -> str:
+    if text[:2] in ("0x", "0X", "0o", "0O", "0b", "0B"):
+        value = int(text[2:].replace("_", ""), {"x": 16, "o": 8, "b": 2}[text[1].lower()])
+    elif "." in text or "e" in text or "E" in text:
+        return _MARK_FLOAT
+    else:
+        value = int(text.replace("_", ""))
+    return _MARK_INT if value <= _INT32_MAX else _MARK_FLOAT
+
+
+def shape_key(sql: str) -> str | None:
+    """``sql`` with literal values abstracted, or None when it cannot be done safely.
+
+    Numbers become an integer or a float marker, strings and ``$n`` their own markers,
+    comments a space, and lists of two or more literals after ``IN`` or ``ARRAY`` one list
+    marker. Everything else is kept as written, case and layout included, so a key never
+    covers two different names, operators or casts.
+    """
+    if "\x00" in sql or (not sql.isascii() and _SURROGATES.search(sql)):
+        return None
+    try:
+        key = _SCAN.sub(_replacement, sql)
+    except _NoKey:
+        return None
+    if _LIST_START.search(key) is not None:
+        key = _FOLDABLE.sub(_fold, key)
+    return key
+
+
+def _fold(match: re.Match[str]) -> str:
+    if not _is_list_after_keyword(match):
+        return match.group()
+    text = match.group()
+    return text[0] + _MARK_LIST + text[-1]
+
+
+def _is_list_after_keyword(match: re.Match[str]) -> bool:
+    """``IN (...)`` or ``ARRAY[...]``: only those lists are folded."""
+    before = match.string[max(0, match.start() - 32) : match.start()]
+    keyword = _LIST_KEYWORD.search(before)
+    if keyword is None:
+        return False
+    brackets = match.group()[0] + match.group()[-1]
+    return brackets == ("()" if keyword.group()[0] in "iI" else "[]")
+
+
+def _learn_shape(sql: str, key: str) -> str:
+    """Fingerprint ``sql`` with pglast and remember it under ``key`` if the key is sound."""
+    global _shapes_chars
+    value = _fingerprint(sql)
+    trusted = value if _key_is_sound(sql) else None
+    _SHAPES[key] = trusted
+    _shapes_chars += len(key)
+    while len(_SHAPES) > _SHAPE_CACHE_ENTRIES or _shapes_chars > _SHAPE_CACHE_CHARS:
+        old, _ = _SHAPES.popitem(last=False)
+        _shapes_chars -= len(old)
+    return value
+
+
+def _key_is_sound(sql: str) -> bool:
+    """Whether every literal :func:`shape_key` replaced or folded in ``sql`` is a constant.
+
+    See the comment above ``_SCAN``: the first text of a key is parsed, and the key is
+    only used for later texts if this holds for it.
+    """
+    try:
+        tree = json.loads(parse_sql_json(sql))
+    except (pglast.Error, ValueError, RecursionError):
+        return False  # unparseable: every text of the key goes to pglast (and the fallback)
+    constants: set[int] = set()
+    lists: list[frozenset[int]] = []
+    _collect_constants(tree, constants, lists)
+    offset = _byte_offsets(sql)
+    # Where each replaced literal's constant is, by the position of its marker in the
+    # unfolded key.
+    key_positions: dict[int, int] = {}
+    key_length = 0
+    last = 0
+    for match in _SCAN.finditer(sql):
+        key_length += match.start() - last
+        last = match.end()
+        try:
+            replaced = _replacement(match)
+        except _NoKey:
+            return False
+        if replaced.endswith(_MARKS) and replaced != match.group():
+            location = _constant_location(sql, match, constants, offset)
+            if location is None:
+                return False
+            key_positions[key_length + len(replaced) - 2] = location
+        key_length += len(replaced)
+    unfolded = _SCAN.sub(_replacement, sql)  # no _NoKey: the loop above saw every match
+    for match in _FOLDABLE.finditer(unfolded):
+        if not _is_list_after_keyword(match):
+            continue
+        items = {
+            location
+            for position, location in key_positions.items()
+            if match.start("items") <= position < match.end("items")
+        }
+        if frozenset(items) not in lists:
+            return False
+    return True
+
+
+def _constant_location(
+    sql: str, match: re.Match[str], constants: set[int], offset: Callable[[int], int]
+) -> int | None:
+    """The location of the constant node a literal made, or None if it made none.
+
+    PostgreSQL places a constant at its literal (an E'' string's at its E), except a
+    negated number (``-1``, ``- 1``) that the grammar folds into one constant placed at
+    the minus sign.
+    """
+    start = match.start() - (match.lastgroup == "estring")
+    if offset(start) in constants:
+        return offset(start)
+    if match.lastgroup not in _NUMBERS:
+        return None
+    before = start
+    while before > 0 and sql[before - 1] in " \t\n\r\f\v":
+        before -= 1
+    if before > 0 and sql[before - 1] == "-" and offset(before - 1) in constants:
+        return offset(before - 1)
+    return None
+
+
+def _collect_constants(node: object, constants: set[int], lists: list[frozenset[int]]) -> None:
+    """Locations of A_Const/ParamRef nodes, and of the IN/ARRAY lists made only of them."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for name, value in item.items():
+                if name in ("A_Const", "ParamRef"):
+                    constants.add(value.get("location", -1))
+                elif name == "A_Expr" and value.get("kind") == "AEXPR_IN":
+                    _collect_list(value.get("rexpr", {}).get("List", {}).get("items"), lists)
+                elif name == "A_ArrayExpr":
+                    _collect_list(value.get("elements"), lists)
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _collect_list(items: object, lists: list[frozenset[int]]) -> None:
+    if not isinstance(items, list):
+        return
+    locations = []
+    for element in items:
+        node = element.get("A_Const") or element.get("ParamRef")
+        if node is None:
+            return
+        locations.append(node.get("location", -1))
+    lists.append(frozenset(locations))
+
+
+def _byte_offsets(sql: str) -> Callable[[int], int]:
+    """Character offset -> UTF-8 byte offset, the unit of PostgreSQL's locations."""
+    if sql.isascii():
+        return lambda index: index
+    return lambda index: len(sql[:index].encode("utf-8"))
 
 
 def text_fingerprint(sql: str) -> str:

@@ -46,6 +46,34 @@ class DurationSample:
         rank = max(1, math.ceil(pct / 100 * len(ordered)))
         return ordered[rank - 1]
 
+    def merge(self, other: DurationSample) -> None:
+        """Add the durations ``other`` sampled (from later in the input) to this sample.
+
+        Exact, and the same as adding them one by one, while both together hold at most
+        ``capacity`` values. Beyond, a uniform sample of the union: how many values come
+        from each side is drawn as sampling without replacement from the two populations
+        would (each reservoir is a uniform sample of its own), then that many from each.
+        """
+        total = self.seen + other.seen
+        if total <= self.capacity:
+            self.values.extend(other.values)
+            self.seen = total
+            return
+        if self.rng is None:
+            self.rng = random.Random(0)
+        rng = self.rng
+        left, right = self.seen, other.seen
+        from_self = 0
+        for _ in range(min(self.capacity, total)):
+            if rng.randrange(left + right) < left:
+                from_self += 1
+                left -= 1
+            else:
+                right -= 1
+        from_other = min(self.capacity, total) - from_self
+        self.values = rng.sample(self.values, from_self) + rng.sample(other.values, from_other)
+        self.seen = total
+
 
 @dataclass(slots=True)
 class QueryGroup:
@@ -117,6 +145,35 @@ class QueryGroup:
         if self.last_seen is None or timestamp > self.last_seen:
             self.last_seen = timestamp
 
+    def merge(self, other: QueryGroup) -> None:
+        """Count ``other``'s executions in this group: the same shape, read from a later
+        part of the input (``explainer.workload.parallel`` reads a log in pieces).
+
+        The result is what adding ``other``'s queries one by one after this group's would
+        give, except the duration sample once it is full (see
+        :meth:`DurationSample.merge`) and the last bits of ``total_ms`` (summed in
+        another order).
+        """
+        self.calls += other.calls
+        self.timed_calls += other.timed_calls
+        if other.total_ms is not None:
+            self.total_ms = (self.total_ms or 0.0) + other.total_ms
+        if other.max_ms is not None:
+            self.max_ms = other.max_ms if self.max_ms is None else max(self.max_ms, other.max_ms)
+        for timestamp in (other.first_seen, other.last_seen):
+            self._add_timestamp(timestamp)
+        self.sessions |= other.sessions
+        if example_rank(other.example) > example_rank(self.example):
+            self.example = other.example
+        for query in other.samples:
+            if len(self.samples) >= MAX_SAMPLES:
+                break
+            if not any(
+                s.sql == query.sql and s.parameters == query.parameters for s in self.samples
+            ):
+                self.samples.append(query)
+        self.durations.merge(other.durations)
+
 
 _PLACEHOLDER = re.compile(r"\$\d")
 
@@ -153,3 +210,20 @@ class Workload:
     def calls(self) -> int:
         """Every captured execution, utility included."""
         return sum(g.calls for g in self.groups) + sum(g.calls for g in self.utility)
+
+    def merge(self, *others: Workload) -> None:
+        """Add the groups of ``others`` (workloads of later parts of the same input, in
+        order): groups of one fingerprint are merged (:meth:`QueryGroup.merge`), and the
+        result is ranked again, heaviest first. ``others`` may share groups with the
+        result afterwards; they are not meant to be used again."""
+        groups = {group.fingerprint: group for group in (*self.groups, *self.utility)}
+        for other in others:
+            for group in (*other.groups, *other.utility):
+                mine = groups.get(group.fingerprint)
+                if mine is None:
+                    groups[group.fingerprint] = group
+                else:
+                    mine.merge(group)
+        ordered = sorted(groups.values(), key=heaviest_first)
+        self.groups = [g for g in ordered if not g.is_utility]
+        self.utility = [g for g in ordered if g.is_utility]
