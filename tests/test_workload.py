@@ -242,3 +242,23 @@ def test_corpus_workload() -> None:
     assert utility["BEGIN"] == 28
     assert utility["ROLLBACK"] == 16
     assert not any(g.example.sql.startswith(("BEGIN", "COMMIT")) for g in workload.groups)
+
+
+def test_session_order_is_kept_per_transaction_when_asked() -> None:
+    def q(sql: str, session: str, transaction: str | None) -> CapturedQuery:
+        return CapturedQuery(sql=sql, session=session, transaction=transaction)
+
+    queries = [
+        q("SELECT * FROM authors", "7", "7:1"),
+        q("SELECT * FROM books WHERE author_id = 1", "7", "7:1"),
+        q("SELECT 1 FROM t", "8", None),  # another session, interleaved
+        q("SELECT * FROM books WHERE author_id = 2", "7", "7:1"),
+        q("SELECT * FROM books WHERE author_id = 3", "7", "7:2"),
+    ]
+    workload = build_workload(queries, keep_order=True)
+    trace = workload.traces["7"]
+    shapes = [workload.shapes[i].example.sql.split(" WHERE")[0] for i in trace.steps]
+    assert shapes == ["SELECT * FROM authors"] + ["SELECT * FROM books"] * 3
+    assert trace.transactions == [(0, "7:1"), (3, "7:2")]
+    assert list(workload.traces["8"].steps) == [2]
+    assert build_workload(queries).traces == {}  # off by default: memory is per shape only

@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from explainer import __version__
-from explainer.capture import CapturedQuery, CaptureStats, read_input, read_sql_text
+from explainer.capture import CapturedQuery, CaptureStats, open_input, read_input, read_sql_text
 from explainer.db.connection import connect
 from explainer.db.explain import ExplainOptions
 from explainer.db.server import ThrowawayServer, find_binaries
@@ -32,7 +32,7 @@ from explainer.render.terminal import render_terminal
 from explainer.render.workload import render_workload_json, render_workload_terminal
 from explainer.report import InputSummary, Report
 from explainer.rules import Severity
-from explainer.workload import QueryGroup, build_workload
+from explainer.workload import QueryGroup, Workload, WorkloadBuilder, build_workload
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -245,13 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_inputs(args: argparse.Namespace) -> tuple[list[CapturedQuery], InputSummary]:
-    queries: list[CapturedQuery] = []
+def _read_workload(args: argparse.Namespace) -> tuple[Workload, InputSummary]:
+    """Read every input and group it as it streams: a large log is never held whole."""
+    builder = WorkloadBuilder()
     summary = InputSummary()
 
-    def take(source: str, read: tuple[list[CapturedQuery], CaptureStats]) -> None:
-        captured, stats = read
-        queries.extend(captured)
+    def take(source: str, read: tuple[Iterable[CapturedQuery], CaptureStats]) -> None:
+        queries, stats = read
+        for query in queries:
+            builder.add(query)
+            summary.statements += 1
         summary.sources.append(source)
         for reason, count in stats.skip_reasons.items():
             summary.skipped[reason] = summary.skipped.get(reason, 0) + count
@@ -264,13 +267,13 @@ def _read_inputs(args: argparse.Namespace) -> tuple[list[CapturedQuery], InputSu
     for number, text in enumerate(args.query, start=1):
         take(f"<query {number}>", read_sql_text(text, f"<query {number}>"))
     for path in _expand(p for group in args.log for p in group):
-        take(path, read_input(path, log_format=args.log_format, log_prefix=args.log_prefix))
+        with open_input(path, log_format=args.log_format, log_prefix=args.log_prefix) as read:
+            take(path, read)
     if getattr(args, "from_pg_stat_statements", False):
         selection = StatStatementsFilter(args.min_calls, args.min_total_ms, args.top)
         with connect(args.dsn) as conn:
             take("pg_stat_statements", read_stat_statements(conn, selection))
-    summary.statements = len(queries)
-    return queries, summary
+    return builder.build(), summary
 
 
 def _expand(paths: Iterable[str]) -> Iterator[str]:
@@ -360,8 +363,7 @@ def run_workload(args: argparse.Namespace) -> int:
     """``explainer workload``: the shapes of a log, ranked, without a database."""
     if not (args.sql or args.query or args.log):
         raise InputError("nothing to read: give --log FILE, --sql FILE or --query")
-    queries, summary = _read_inputs(args)
-    workload = build_workload(queries)
+    workload, summary = _read_workload(args)
     if args.format == "json":
         groups = list(workload.groups)
         if args.sort == "calls":
@@ -373,16 +375,17 @@ def run_workload(args: argparse.Namespace) -> int:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    queries, summary = _read_inputs(args)
     if not (args.sql or args.query or args.log or args.from_pg_stat_statements):
         raise InputError(
             "nothing to analyze: give --query, --sql FILE, --log FILE or --from-pg-stat-statements"
         )
-    if not queries:
+    workload, summary = _read_workload(args)
+    if not summary.statements:
         raise InputError("no statements found in the input")
-    workload = build_workload(queries)
-    only_sql = not args.log
-    options = analyze_options(args, include_utility=only_sql)
+    # Pasted SQL is explained whole, so each utility statement gets its refusal; from
+    # captured workloads, utility statements (BEGIN, SET, DDL...) are set aside.
+    pasted_only = not (args.log or args.from_pg_stat_statements)
+    options = analyze_options(args, include_utility=pasted_only)
     status = Console(stderr=True)
     progress = _progress(status) if sys.stderr.isatty() else None
     report = analyze_workload(args.dsn, workload, options, inputs=summary, progress=progress)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 from explainer.capture import csvlog, jsonlog, pgss, sqlalchemy_log, syslog
@@ -27,6 +27,7 @@ __all__ = [
     "CapturedQuery",
     "InputFormat",
     "PgLogReader",
+    "open_input",
     "read_input",
     "read_pg_log",
     "read_sql_text",
@@ -34,9 +35,12 @@ __all__ = [
 ]
 
 Reader = Callable[[str], tuple[list[CapturedQuery], CaptureStats]]
-StreamReader = Callable[[Iterable[str], str, str | None], tuple[list[CapturedQuery], CaptureStats]]
+StreamReader = Callable[
+    [Iterable[str], str, str | None], tuple[Iterable[CapturedQuery], CaptureStats]
+]
 """``(lines, source, log_prefix)``: reads lines already open (stdin, or a file whose
-first lines were read to sniff it), so an input is opened once."""
+first lines were read to sniff it), so an input is opened once. The queries may come
+lazily (server logs): the stats are complete once they have been iterated."""
 
 SNIFF_LINES = 20
 
@@ -77,9 +81,17 @@ def _server_log(
 
     def read_stream(
         lines: Iterable[str], source: str, log_prefix: str | None
-    ) -> tuple[list[CapturedQuery], CaptureStats]:
+    ) -> tuple[Iterable[CapturedQuery], CaptureStats]:
+        # Lazy: the queries come out as the caller iterates; the reader makes its stats
+        # when iteration starts, so they are copied into the ones returned at the end.
         reader = PgLogReader(lines, source, log_prefix=log_prefix, log_format=log_format)
-        return list(reader), reader.stats
+        stats = CaptureStats()
+
+        def queries() -> Iterator[CapturedQuery]:
+            yield from reader
+            stats.merge(reader.stats)
+
+        return queries(), stats
 
     return InputFormat(name, sniff, read, aliases, read_stream, extensions)
 
@@ -113,15 +125,18 @@ FORMATS: tuple[InputFormat, ...] = (
 )
 
 
-def read_input(
+@contextmanager
+def open_input(
     path: str, log_format: str | None = None, log_prefix: str | None = None
-) -> tuple[list[CapturedQuery], CaptureStats]:
-    """Read the queries of the file at ``path``, whatever its format.
+) -> Iterator[tuple[Iterable[CapturedQuery], CaptureStats]]:
+    """Open the input at ``path`` and stream its queries, whatever its format.
 
     ``path`` may be ``-`` for stdin, and gzip, bz2 or xz compressed. The format is
     detected from the first lines unless ``log_format`` names it (a name or alias of a
     :data:`FORMATS` entry, or ``sql``). ``log_prefix`` is the server's
     ``log_line_prefix``, for stderr and syslog logs written with an unusual one.
+    Server logs are read lazily while the caller iterates inside the ``with``, so a log
+    of any size is never held in memory; the stats are complete after the iteration.
     """
     source = "<stdin>" if path == "-" else path
     chosen = _format_named(log_format) if log_format is not None else _AUTO
@@ -130,12 +145,22 @@ def read_input(
         if chosen is _AUTO:
             chosen = _detect(source, path, head, log_prefix)
         if chosen is None:
-            return read_sql_text("".join(itertools.chain(head, lines)), source=source)
+            yield read_sql_text("".join(itertools.chain(head, lines)), source=source)
+            return
         if chosen.read_stream is not None:
-            return chosen.read_stream(itertools.chain(head, lines), source, log_prefix)
+            yield chosen.read_stream(itertools.chain(head, lines), source, log_prefix)
+            return
     if path == "-":
         raise InputError(f"cannot read {chosen.name} from stdin: pass the file instead")
-    return chosen.read(path)
+    yield chosen.read(path)
+
+
+def read_input(
+    path: str, log_format: str | None = None, log_prefix: str | None = None
+) -> tuple[list[CapturedQuery], CaptureStats]:
+    """All the queries of an input as a list (see :func:`open_input`, which streams)."""
+    with open_input(path, log_format, log_prefix) as (queries, stats):
+        return list(queries), stats
 
 
 _AUTO = InputFormat("detect", lambda head: False, lambda path: ([], CaptureStats()))

@@ -56,6 +56,13 @@ class CaptureStats:
     skip_reasons: dict[str, int] = field(default_factory=dict)
     """Reason -> count; the counts add up to ``skipped``."""
 
+    def merge(self, other: CaptureStats) -> None:
+        """Add the counts of ``other`` (another input, or a part of this one)."""
+        self.lines_read += other.lines_read
+        self.queries += other.queries
+        for reason, count in other.skip_reasons.items():
+            self.skip(reason, count)
+
     def skip(self, reason: str, count: int = 1) -> None:
         """Record ``count`` skipped pieces under ``reason``."""
         self.skipped += count

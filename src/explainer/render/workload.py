@@ -36,6 +36,7 @@ def group_dict(group: QueryGroup) -> dict[str, Any]:
         "first_seen": group.first_seen,
         "last_seen": group.last_seen,
         "sessions": len(group.sessions),
+        "sessions_capped": group.sessions_capped,
         "samples": [
             {"sql": s.sql, "parameters": list(s.parameters), "line": s.line} for s in group.samples
         ],

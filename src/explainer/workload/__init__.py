@@ -6,33 +6,71 @@ from collections.abc import Iterable
 
 from explainer.capture.model import CapturedQuery
 from explainer.workload.fingerprint import fingerprint, is_utility
-from explainer.workload.model import DurationSample, QueryGroup, Workload, heaviest_first
+from explainer.workload.model import (
+    DurationSample,
+    QueryGroup,
+    SessionTrace,
+    Workload,
+    heaviest_first,
+)
 
 __all__ = [
     "DurationSample",
     "QueryGroup",
+    "SessionTrace",
     "Workload",
+    "WorkloadBuilder",
     "build_workload",
     "fingerprint",
     "is_utility",
 ]
 
 
-def build_workload(queries: Iterable[CapturedQuery]) -> Workload:
-    """Group ``queries`` (consumed once, so a streaming reader works) into a workload.
+class WorkloadBuilder:
+    """Groups queries as they stream in, so a log is read once and never held whole.
 
     Whether a group is utility is decided once, from its first query: every query of a
-    group has the same parse tree shape, so they all answer alike.
+    group has the same parse tree shape, so they all answer alike. With ``keep_order``
+    each session's sequence of shapes is kept as well (:class:`SessionTrace`, 4 bytes a
+    statement), for detectors that need order, such as N+1 bursts.
     """
-    groups: dict[str, QueryGroup] = {}
-    for query in queries:
+
+    def __init__(self, *, keep_order: bool = False) -> None:
+        self._groups: dict[str, QueryGroup] = {}
+        self._index: dict[str, int] = {}
+        self._shapes: list[QueryGroup] = []
+        self._traces: dict[str, SessionTrace] | None = {} if keep_order else None
+
+    def add(self, query: CapturedQuery) -> None:
         key = fingerprint(query.sql)
-        group = groups.get(key)
+        group = self._groups.get(key)
         if group is None:
-            group = groups[key] = QueryGroup(key, query, is_utility=is_utility(query.sql))
+            group = self._groups[key] = QueryGroup(key, query, is_utility=is_utility(query.sql))
+            self._index[key] = len(self._shapes)
+            self._shapes.append(group)
         group.add(query)
-    ordered = sorted(groups.values(), key=heaviest_first)
-    return Workload(
-        groups=[g for g in ordered if not g.is_utility],
-        utility=[g for g in ordered if g.is_utility],
-    )
+        if self._traces is not None and query.session is not None:
+            trace = self._traces.get(query.session)
+            if trace is None:
+                trace = self._traces[query.session] = SessionTrace(query.session)
+            trace.add(self._index[key], query.transaction)
+
+    def add_all(self, queries: Iterable[CapturedQuery]) -> None:
+        for query in queries:
+            self.add(query)
+
+    def build(self) -> Workload:
+        ordered = sorted(self._shapes, key=heaviest_first)
+        return Workload(
+            groups=[g for g in ordered if not g.is_utility],
+            utility=[g for g in ordered if g.is_utility],
+            shapes=list(self._shapes),
+            traces=self._traces or {},
+        )
+
+
+def build_workload(queries: Iterable[CapturedQuery], *, keep_order: bool = False) -> Workload:
+    """Group ``queries`` (consumed once, so a streaming reader works) into a workload."""
+    builder = WorkloadBuilder(keep_order=keep_order)
+    builder.add_all(queries)
+    return builder.build()

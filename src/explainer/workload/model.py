@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 import random
 import re
+from array import array
 from dataclasses import dataclass, field
 
 from explainer.capture.model import CapturedQuery
 
 RESERVOIR_SIZE = 1000
 MAX_SAMPLES = 5
+#: Distinct sessions remembered per group: enough to tell "one session" from "many",
+#: without memory that grows with a long log's backends.
+MAX_SESSIONS = 1000
 
 
 @dataclass(slots=True)
@@ -98,8 +102,15 @@ class QueryGroup:
     first_seen: str | None = None
     last_seen: str | None = None
     sessions: set[str] = field(default_factory=set)
+    """Distinct sessions that ran the shape, at most :data:`MAX_SESSIONS` of them."""
     samples: list[CapturedQuery] = field(default_factory=list)
     durations: DurationSample = field(default_factory=DurationSample, repr=False)
+    _example_rank: tuple[bool, float] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def sessions_capped(self) -> bool:
+        """More sessions ran the shape than :attr:`sessions` holds."""
+        return len(self.sessions) >= MAX_SESSIONS
 
     @property
     def mean_ms(self) -> float | None:
@@ -116,10 +127,13 @@ class QueryGroup:
         self.calls += query.calls
         self._add_duration(query)
         self._add_timestamp(query.timestamp)
-        if query.session is not None:
+        if query.session is not None and len(self.sessions) < MAX_SESSIONS:
             self.sessions.add(query.session)
-        if example_rank(query) > example_rank(self.example):
-            self.example = query
+        if self._example_rank is None:
+            self._example_rank = example_rank(self.example)
+        rank = example_rank(query)
+        if rank > self._example_rank:
+            self.example, self._example_rank = query, rank
         if len(self.samples) < MAX_SAMPLES and not any(
             s.sql == query.sql and s.parameters == query.parameters for s in self.samples
         ):
@@ -162,9 +176,12 @@ class QueryGroup:
             self.max_ms = other.max_ms if self.max_ms is None else max(self.max_ms, other.max_ms)
         for timestamp in (other.first_seen, other.last_seen):
             self._add_timestamp(timestamp)
-        self.sessions |= other.sessions
+        for session in other.sessions:
+            if len(self.sessions) >= MAX_SESSIONS:
+                break
+            self.sessions.add(session)
         if example_rank(other.example) > example_rank(self.example):
-            self.example = other.example
+            self.example, self._example_rank = other.example, None
         for query in other.samples:
             if len(self.samples) >= MAX_SAMPLES:
                 break
@@ -195,12 +212,35 @@ def heaviest_first(group: QueryGroup) -> tuple[bool, float, int]:
     return (group.total_ms is None, -(group.total_ms or 0.0), -group.calls)
 
 
+@dataclass(slots=True)
+class SessionTrace:
+    """The order in which one session ran its statements: what the N+1 detector reads.
+
+    ``steps`` holds, per statement, an index into :attr:`Workload.shapes` (4 bytes a
+    statement); ``transactions`` marks where the session's transaction changed, as
+    (first step, transaction id or None outside one).
+    """
+
+    session: str
+    steps: array[int] = field(default_factory=lambda: array("I"))
+    transactions: list[tuple[int, str | None]] = field(default_factory=list)
+
+    def add(self, shape: int, transaction: str | None) -> None:
+        if not self.transactions or self.transactions[-1][1] != transaction:
+            self.transactions.append((len(self.steps), transaction))
+        self.steps.append(shape)
+
+
 @dataclass
 class Workload:
     """The groups worth analysing, heaviest first, and the utility ones set aside."""
 
     groups: list[QueryGroup] = field(default_factory=list)
     utility: list[QueryGroup] = field(default_factory=list)
+    #: Every group, utility included, in the order first seen: what traces index.
+    shapes: list[QueryGroup] = field(default_factory=list)
+    #: Per session, the order of its statements (only when built with ``keep_order``).
+    traces: dict[str, SessionTrace] = field(default_factory=dict)
 
     def top(self, n: int) -> list[QueryGroup]:
         """The ``n`` heaviest non-utility groups."""
@@ -215,7 +255,8 @@ class Workload:
         """Add the groups of ``others`` (workloads of later parts of the same input, in
         order): groups of one fingerprint are merged (:meth:`QueryGroup.merge`), and the
         result is ranked again, heaviest first. ``others`` may share groups with the
-        result afterwards; they are not meant to be used again."""
+        result afterwards; they are not meant to be used again. Session traces are not
+        merged: parallel ingest does not keep the order of statements."""
         groups = {group.fingerprint: group for group in (*self.groups, *self.utility)}
         for other in others:
             for group in (*other.groups, *other.utility):

@@ -92,10 +92,7 @@ def merge_parts(parts: Sequence[tuple[Workload, CaptureStats]]) -> tuple[Workloa
         if offset:
             _shift_lines(workload, offset)
         offset += part_stats.lines_read
-        stats.lines_read += part_stats.lines_read
-        stats.queries += part_stats.queries
-        for reason, count in part_stats.skip_reasons.items():
-            stats.skip(reason, count)
+        stats.merge(part_stats)
     merged = Workload()
     merged.merge(*(workload for workload, _ in parts))
     return merged, stats
