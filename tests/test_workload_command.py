@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from explainer.capture.split import split_log
 from explainer.cli import main
+from explainer.workload import parallel
 
 DEMO_LOG = Path(__file__).resolve().parents[1] / "sample_queries" / "shop.log"
 
@@ -51,3 +53,32 @@ def test_quoted_glob_is_expanded(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_glob_matching_nothing_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["workload", "--log", "/nonexistent/*.log"]) == 2
     assert capsys.readouterr().err.strip() == "explainer: error: no file matches /nonexistent/*.log"
+
+
+def test_jobs_give_the_same_workload(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A log large enough to be split: the demo log repeated, with distinct pids.
+    text = DEMO_LOG.read_text()
+    big = tmp_path / "big.log"
+    with big.open("w") as out:
+        for copy in range(400):
+            out.write(text.replace(" [", f" [{copy}"))
+    main(["workload", "--log", str(big), "--format", "json", "--top", "50"])
+    single = json.loads(capsys.readouterr().out)
+    # Split pieces of 1 MB (16 MB by default) so that this 5 MB log is read by 2 processes.
+    monkeypatch.setattr(parallel, "MIN_BYTES_PER_JOB", 1024 * 1024)
+    ranges: list[tuple[int, int]] = []
+
+    def recording_split(path: str, parts: int) -> list[tuple[int, int]]:
+        ranges.extend(split_log(path, parts))
+        return ranges
+
+    monkeypatch.setattr(parallel, "split_log", recording_split)
+    main(["workload", "--log", str(big), "--format", "json", "--top", "50", "--jobs", "2"])
+    assert len(ranges) == 2
+    split = json.loads(capsys.readouterr().out)
+    assert split["calls"] == single["calls"] == 69 * 400
+    assert {g["id"]: g["calls"] for g in split["groups"]} == {
+        g["id"]: g["calls"] for g in single["groups"]
+    }

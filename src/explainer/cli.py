@@ -33,6 +33,7 @@ from explainer.render.workload import render_workload_json, render_workload_term
 from explainer.report import InputSummary, Report
 from explainer.rules import Severity
 from explainer.workload import QueryGroup, Workload, WorkloadBuilder, build_workload
+from explainer.workload.parallel import build_workload_parallel
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -174,6 +175,13 @@ def _add_input_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
         metavar="PREFIX",
         help="the server's log_line_prefix, when detection does not recognise it",
     )
+    inputs.add_argument(
+        "--jobs",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="read each large stderr log with N processes (default: 1)",
+    )
     if live:
         inputs.add_argument(
             "--from-pg-stat-statements",
@@ -266,14 +274,23 @@ def _read_workload(args: argparse.Namespace) -> tuple[Workload, InputSummary]:
             take(path, read_sql_text(_read_file(path), path))
     for number, text in enumerate(args.query, start=1):
         take(f"<query {number}>", read_sql_text(text, f"<query {number}>"))
+    parallel: list[Workload] = []
     for path in _expand(p for group in args.log for p in group):
+        if args.jobs > 1 and path != "-" and not (args.log_format or args.log_prefix):
+            part, stats = build_workload_parallel(path, args.jobs)
+            parallel.append(part)
+            take(path, ([], stats))
+            summary.statements += stats.queries
+            continue
         with open_input(path, log_format=args.log_format, log_prefix=args.log_prefix) as read:
             take(path, read)
     if getattr(args, "from_pg_stat_statements", False):
         selection = StatStatementsFilter(args.min_calls, args.min_total_ms, args.top)
         with connect(args.dsn) as conn:
             take("pg_stat_statements", read_stat_statements(conn, selection))
-    return builder.build(), summary
+    workload = builder.build()
+    workload.merge(*parallel)
+    return workload, summary
 
 
 def _expand(paths: Iterable[str]) -> Iterator[str]:

@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from explainer.capture import PgLogReader, read_input
+from explainer.capture import PgLogReader, open_input
 from explainer.capture.model import CapturedQuery, CaptureStats
 from explainer.capture.split import read_range, split_log, splittable
 from explainer.workload import build_workload
@@ -36,7 +36,7 @@ def build_workload_parallel(
     jobs: int,
     *,
     start_method: str = "spawn",
-    min_bytes_per_job: int = MIN_BYTES_PER_JOB,
+    min_bytes_per_job: int | None = None,
 ) -> tuple[Workload, CaptureStats]:
     """The workload of the log at ``path``, read by up to ``jobs`` processes.
 
@@ -46,10 +46,11 @@ def build_workload_parallel(
     """
     name = os.fspath(path)
     if not splittable(name):
-        queries, stats = read_input(name)
-        return build_workload(queries), stats
+        with open_input(name) as (queries, stats):
+            return build_workload(queries), stats
     size = os.path.getsize(name)
-    parts = max(1, min(jobs, size // max(min_bytes_per_job, 1)))
+    piece = MIN_BYTES_PER_JOB if min_bytes_per_job is None else min_bytes_per_job
+    parts = max(1, min(jobs, size // max(piece, 1)))
     ranges = split_log(name, parts)
     if len(ranges) == 1:
         reader = PgLogReader(name)
