@@ -38,7 +38,7 @@ class DurationSample:
             return
         if self.rng is None:
             self.rng = random.Random(0)
-        slot = self.rng.randrange(self.seen)
+        slot = int(self.rng.random() * self.seen)  # randrange is several times slower
         if slot < self.capacity:
             self.values[slot] = value
 
