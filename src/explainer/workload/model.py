@@ -123,32 +123,38 @@ class QueryGroup:
         return self.durations.percentile(95)
 
     def add(self, query: CapturedQuery) -> None:
-        """Count one record (one execution, or ``query.calls`` for an aggregate row)."""
-        self.calls += query.calls
-        self._add_duration(query)
+        """Count one record (one execution, or ``query.calls`` for an aggregate row).
+
+        This runs once per statement of a log, so it is written for speed: the example's
+        rank is kept rather than recomputed, and a query's own rank (a regex search) is
+        computed only when it could beat the example.
+        """
+        calls = query.calls
+        self.calls += calls
+        ms = query.duration_ms
+        per_call = 0.0
+        if ms is not None:
+            # An aggregate row (pg_stat_statements) adds its total and its mean per call.
+            per_call = ms if calls == 1 else ms / max(calls, 1)
+            self.timed_calls += calls
+            self.total_ms = ms if self.total_ms is None else self.total_ms + ms
+            if self.max_ms is None or per_call > self.max_ms:
+                self.max_ms = per_call
+            self.durations.add(per_call)
         self._add_timestamp(query.timestamp)
         if query.session is not None and len(self.sessions) < MAX_SESSIONS:
             self.sessions.add(query.session)
-        if self._example_rank is None:
-            self._example_rank = example_rank(self.example)
-        rank = example_rank(query)
-        if rank > self._example_rank:
-            self.example, self._example_rank = query, rank
+        current = self._example_rank
+        if current is None:
+            current = self._example_rank = example_rank(self.example)
+        if per_call > current[1] or not current[0]:
+            rank = example_rank(query)
+            if rank > current:
+                self.example, self._example_rank = query, rank
         if len(self.samples) < MAX_SAMPLES and not any(
             s.sql == query.sql and s.parameters == query.parameters for s in self.samples
         ):
             self.samples.append(query)
-
-    def _add_duration(self, query: CapturedQuery) -> None:
-        """An aggregate row (pg_stat_statements) adds its total and its mean per call."""
-        ms = query.duration_ms
-        if ms is None:
-            return
-        per_call = ms / max(query.calls, 1)
-        self.timed_calls += query.calls
-        self.total_ms = ms if self.total_ms is None else self.total_ms + ms
-        self.max_ms = per_call if self.max_ms is None else max(self.max_ms, per_call)
-        self.durations.add(per_call)
 
     def _add_timestamp(self, timestamp: str | None) -> None:
         """Timestamps stay text as logged; their ISO-like form sorts chronologically."""
