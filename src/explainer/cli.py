@@ -268,10 +268,8 @@ def _read_workload(args: argparse.Namespace) -> tuple[Workload, InputSummary]:
             summary.skipped[reason] = summary.skipped.get(reason, 0) + count
 
     for path in args.sql:
-        if path == "-":
-            take("<stdin>", read_sql_text(sys.stdin.read(), "<stdin>"))
-        else:
-            take(path, read_sql_text(_read_file(path), path))
+        with open_input(path, log_format="sql") as read:
+            take("<stdin>" if path == "-" else path, read)
     for number, text in enumerate(args.query, start=1):
         take(f"<query {number}>", read_sql_text(text, f"<query {number}>"))
     parallel: list[Workload] = []
@@ -303,15 +301,6 @@ def _expand(paths: Iterable[str]) -> Iterator[str]:
             yield from matches
         else:
             yield path
-
-
-def _read_file(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise InputError(f"cannot read {path}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> AnalyzeOptions:
