@@ -51,6 +51,7 @@ from explainer.capture.stderr import (
     UNRECOGNISED,
     sniff,
     stderr_parser,
+    stderr_queries,
     stderr_records,
 )
 from explainer.errors import InputError
@@ -214,10 +215,31 @@ def log_records(
     ``log_prefix`` is the server's ``log_line_prefix`` (stderr, and inside syslog and
     logplex envelopes); the other formats do not need it and ignore it.
     """
+    kind, head, everything = _format_of(lines, log_format)
+    if kind == "stderr":
+        parse = stderr_parser(head, log_prefix, source)
+        return stderr_records(enumerate(everything, 1), parse, stats)
+    return _envelope_records(kind, head, everything, stats, log_prefix)
+
+
+def _format_of(
+    lines: Iterable[str], log_format: str | None
+) -> tuple[str, list[str], Iterator[str]]:
+    """The format of ``lines`` (given or detected), their first lines, and all of them."""
     rest = iter(lines)
     head = list(itertools.islice(rest, DETECT_LINES))
-    everything = itertools.chain(head, rest)
     kind = detect_log_format(head) if log_format is None else log_format_name(log_format)
+    return kind, head, itertools.chain(head, rest)
+
+
+def _envelope_records(
+    kind: str,
+    head: list[str],
+    everything: Iterator[str],
+    stats: CaptureStats,
+    log_prefix: str | None,
+) -> Iterator[LogRecord]:
+    """The records of the formats other than stderr."""
     if kind == "csvlog":
         return csvlog.csvlog_records(everything, stats)
     if kind == "jsonlog":
@@ -226,8 +248,7 @@ def log_records(
         logplex = kind == "logplex"
         parse = syslog.envelope_parser(head, log_prefix, logplex)
         return syslog.syslog_records(everything, parse, stats, logplex)
-    parse = stderr_parser(head, log_prefix, source)
-    return stderr_records(enumerate(everything, 1), parse, stats)
+    raise ValueError(f"not a log format: {kind!r}")
 
 
 # -- the reader --------------------------------------------------------------------------
@@ -281,9 +302,17 @@ class PgLogReader:
         rest = iter(lines)
         head = list(itertools.islice(rest, DETECT_LINES))
         plans = any(PLAN_ENTRY.search(line) for line in head)
-        lines = itertools.chain(head, rest)
-        records = log_records(lines, stats, self.log_format, self.log_prefix, source)
-        self._assembler = StatementAssembler(source, stats, plans)
-        for query in self._assembler.run(records):
+        kind, head, everything = _format_of(itertools.chain(head, rest), self.log_format)
+        self._assembler = assembler = StatementAssembler(source, stats, plans)
+        queries: Iterator[CapturedQuery]
+        if kind == "stderr":
+            # The stderr reader feeds the assembler itself, with a fast path for the
+            # common records of a known prefix.
+            parse = stderr_parser(head, self.log_prefix, source)
+            queries = stderr_queries(enumerate(everything, 1), parse, assembler, stats)
+        else:
+            records = _envelope_records(kind, head, everything, stats, self.log_prefix)
+            queries = assembler.run(records)
+        for query in queries:
             stats.queries += 1
             yield query

@@ -2,7 +2,9 @@
 
 A stderr log line is the server's ``log_line_prefix`` expanded, then ``SEVERITY:  ``
 and the message. Any prefix is readable once it is known: :func:`compile_prefix` turns
-the setting into one regular expression with named groups, so a line costs one match.
+the setting into one regular expression with named groups, so a line costs one match
+(the stderr reader's :func:`compile_fast` variant of it also splits the commonest
+messages in that match).
 When the user does not say the prefix, :func:`detect_parser` tries the common ones on
 the first lines and keeps the one that reads most of them; the tolerant header (a
 timestamp, ``[pid]``, anything up to the severity) reads the rest, including lines
@@ -19,14 +21,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any
 
-from explainer.capture.records import SEVERITIES, LogRecord
+from explainer.capture.records import SEVERITIES, TIMED_STEP, LogRecord
 
 LineParser = Callable[[str, int], LogRecord | None]
 
+# Every line of a log goes through these patterns, so they are written for sre's speed,
+# never at the cost of what they match: an optional group is ``(?:X|)``, not ``(?:X)?``
+# (the same thing, but an alternation costs sre much less than a repeated group).
 _DATE_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 # %Z of the log timezone: an abbreviation (UTC, CEST) or a numeric offset (+03, -0530).
-_ZONE = r"(?: (?:[A-Za-z][\w/+-]*|[+-]\d\d(?::?\d\d)?))?"
+_ZONE = r"(?: (?:[A-Za-z][\w/+-]*|[+-]\d\d(?::?\d\d|))|)"
 
 # escape -> (group name or None, regex of its value)
 _ESCAPES: dict[str, tuple[str | None, str]] = {
@@ -42,17 +50,24 @@ _ESCAPES: dict[str, tuple[str | None, str]] = {
     "P": (None, r"\d*"),
     "t": ("timestamp", _DATE_TIME + _ZONE),
     "m": ("timestamp", _DATE_TIME + r"\.\d+" + _ZONE),
-    "n": ("timestamp", r"\d+(?:\.\d+)?"),
+    "n": ("timestamp", r"\d+(?:\.\d+|)"),
     "s": (None, _DATE_TIME + _ZONE),
     "e": (None, r"[0-9A-Z]{5}"),
     "c": ("session_id", r"[0-9a-f]+\.[0-9a-f]+"),
     "l": (None, r"\d+"),
-    "v": ("vxid", r"(?:-?\d+/\d+)?"),
+    "v": ("vxid", r"(?:-?\d+/\d+|)"),
     "x": ("xid", r"\d*"),
     "Q": (None, r"-?\d+"),
 }
 _ESCAPE = re.compile(r"%(-?\d+)?(.)", re.DOTALL)
+# Only a space or the first letter of a severity can come before `` *SEVERITY:``: the
+# lookahead saves the lazy value before it (``%d``, ``%a``...) trying every severity
+# after each of its characters.
+_BEFORE_TAIL = "(?=[ {}])".format("".join(sorted({name[0] for name in SEVERITIES.split("|")})))
+_MISSING = "missing"
 _TAIL = rf"(?P<severity>{SEVERITIES}):(?: +|$)(?P<message>.*)"
+# The message starts at the empty group ``body``: it is ``sql`` unless ``kind`` matched.
+_FAST_TAIL = rf"(?P<severity>{SEVERITIES}):(?: +|$)(?P<body>)(?:{TIMED_STEP.pattern}|)(?P<sql>.*)"
 _FIELDS = (
     "pid",
     "session_id",
@@ -117,6 +132,27 @@ def compile_prefix(prefix: str) -> re.Pattern[str]:
     trailing space when they quote their setting); ``%q`` makes the rest optional, as
     the server omits it for processes without a session.
     """
+    return re.compile(_prefix_regex(prefix, _TAIL))
+
+
+@lru_cache(maxsize=32)
+def compile_fast(prefix: str) -> re.Pattern[str]:
+    """:func:`compile_prefix` with the start of the common messages picked apart too.
+
+    After the severity, the groups ``ms``, ``kind`` and ``sql`` split ``duration: X ms
+    statement: SQL`` (or ``execute``, ``parse``, ``bind`` with their name) as
+    ``records.py`` reads a whole message (:data:`~explainer.capture.records.TIMED_STEP`);
+    in any other message nothing matches but ``sql``, which is then the whole message.
+    It matches the same lines as :func:`compile_prefix`, with the same fields (the
+    optional part comes after the severity, and the ``.*`` after it matches whether it
+    does or not), so a reader need not match the message again. Without a group for the
+    message (it starts where the empty group ``body`` does), nor for the fields the
+    prefix lacks (they read the empty group ``missing``): fewer, shorter strings to make.
+    """
+    return re.compile(_prefix_regex(prefix, _FAST_TAIL, every_field=False))
+
+
+def _prefix_regex(prefix: str, tail: str, every_field: bool = True) -> str:
     body = prefix.rstrip()
     parts: list[str] = []
     optional = False
@@ -151,11 +187,26 @@ def compile_prefix(prefix: str) -> re.Pattern[str]:
             parts.append(f" *{value} *" if padding else value)
         # any other escape expands to nothing, as in the server
     if optional:
-        parts.append(")?")
+        parts.append("|)")
+    line = "".join(parts) + _BEFORE_TAIL + " *" + tail
+    if not every_field:
+        # The fields the prefix lacks read one empty group (see field_getter).
+        return line + f"(?P<{_MISSING}>)"
     # Every pattern gets every field group (empty when the prefix lacks it), so a match is
     # read with one ``group()`` call whatever the prefix.
-    missing = "".join(f"(?P<{name}>)" for name in _FIELDS[:-2] if name not in used)
-    return re.compile("".join(parts) + " *" + _TAIL + missing)
+    return line + "".join(f"(?P<{name}>)" for name in _FIELDS[:-2] if name not in used)
+
+
+FAST_FIELDS = (*_FIELDS[:-1], "ms", "kind", "sql")
+"""The groups of a :func:`compile_fast` pattern, in the order :func:`field_getter` gives."""
+
+
+def field_getter(pattern: re.Pattern[str], names: Sequence[str]) -> Callable[[Any], Any]:
+    """A function of ``match.groups()`` that returns the groups ``names``, in that order
+    (one ``groups()`` call costs less than naming them to ``group()``). A name the
+    pattern lacks reads its empty ``missing`` group (:func:`compile_fast`)."""
+    index = pattern.groupindex
+    return itemgetter(*(index[name if name in index else _MISSING] - 1 for name in names))
 
 
 class PrefixParser:
@@ -165,7 +216,7 @@ class PrefixParser:
     prefix does not fit.
     """
 
-    __slots__ = ("_match", "fallback", "pattern", "prefix")
+    __slots__ = ("_fields", "_match", "fallback", "pattern", "prefix")
 
     def __init__(
         self, prefix: str, pattern: re.Pattern[str], fallback: LineParser | None = None
@@ -174,13 +225,21 @@ class PrefixParser:
         self.pattern = pattern
         self.fallback = fallback
         self._match = pattern.match
+        self._fields = field_getter(pattern, _FIELDS)
+
+    def fast_pattern(self) -> re.Pattern[str] | None:
+        """The :func:`compile_fast` pattern of this prefix (None if ``pattern`` is not
+        the prefix's own): it reads the same lines, and the common messages' start."""
+        if self.pattern != compile_prefix(self.prefix):
+            return None
+        return compile_fast(self.prefix)
 
     def __call__(self, line: str, number: int) -> LogRecord | None:
         match = self._match(line)
         if match is None:
             return None if self.fallback is None else self.fallback(line, number)
         pid, session_id, timestamp, user, database, application, vxid, xid, severity, message = (
-            match.group(*_FIELDS)
+            self._fields(match.groups())
         )
         transaction = None
         if vxid and not vxid.endswith("/0"):

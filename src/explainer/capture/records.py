@@ -105,13 +105,42 @@ _DURATION = re.compile(r"duration: (\d+(?:\.\d+)?) ms(?: +(.*))?\Z", re.DOTALL)
 _STATEMENT = re.compile(
     r"(statement|execute|parse|bind)(?: fetch from)?(?: \S*)?:(?: |\Z)(.*)\Z", re.DOTALL
 )
-_PARAMETER = re.compile(r"(?:, )?\$(\d+) = (?:NULL|'([^']*(?:''[^']*)*)'(\.\.\.)?)")
+TIMED_STEP = re.compile(
+    r"duration: (?P<ms>\d+(?:\.\d+|)) ms +"
+    r"(?P<kind>statement|execute|parse|bind)(?: fetch from|)(?: \S*|): "
+)
+"""The start of the commonest message, ``duration: X ms  statement: `` (or ``execute
+<name>: ``, ``parse``, ``bind``): where it matches, :data:`_DURATION` then
+:data:`_STATEMENT` split the message the same way (same regex, less the empty statement).
+The stderr reader matches it in the same pass as the line prefix (see
+:func:`explainer.capture.prefix.compile_fast`) and passes the pieces to
+:meth:`StatementAssembler.feed_timed`."""
+# One ``$n = value`` of a ``parameters:`` DETAIL: number, NULL, quoted value, ``...``.
+_PARAMETER = r"(?:, |)\$(\d+) = (?:(NULL)|'([^']*(?:''[^']*)*)'(\.\.\.)?)"
+_PARAMETERS = re.compile(rf"(?:{_PARAMETER})*")
+"""Any number of them, one after another from the start."""
+_ONE_PARAMETER = re.compile(_PARAMETER)
+_NUMBERS = tuple(str(number) for number in range(1, 101))  # "1", "2"...: $n in order
 _TRANSACTION_START = re.compile(r"(?:BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
 _TRANSACTION_END = re.compile(
     r"(?:COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b"
     r"(?!\s+PREPARED\b)(?!\s+(?:WORK\s+|TRANSACTION\s+)?TO\b)",
     re.IGNORECASE,
 )
+
+
+def _heads(*words: str) -> frozenset[str]:
+    """The first two characters of ``words`` in any case, as ``(?i)`` matches them (it
+    also takes the long s, U+017F, for an s): a cheap test before the regexes above."""
+
+    def cases(char: str) -> str:
+        return char.upper() + char.lower() + ("\u017f" if char in "sS" else "")
+
+    return frozenset(a + b for word in words for a in cases(word[0]) for b in cases(word[1]))
+
+
+_TRANSACTION_START_HEADS = _heads("BEGIN", "START")
+_TRANSACTION_END_HEADS = _heads("COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE")
 
 
 def _is_plan(record: LogRecord) -> bool:
@@ -265,6 +294,112 @@ class StatementAssembler:
             self._statement_echo(session)
         if session.idle():
             del self.sessions[key]
+
+    # -- the fast path ------------------------------------------------------------------
+    #
+    # Most records of a log are a handful of shapes: ``duration: X ms  statement: SQL``,
+    # the extended protocol's ``parse``/``bind``/``execute`` with a duration, and their
+    # ``DETAIL:  parameters:``. A reader that recognises those while it splits a line
+    # (the stderr reader does, in the same regex match as the prefix) hands them over
+    # with the two methods below instead of building a LogRecord for :meth:`feed`. They do
+    # exactly what :meth:`feed` would do with that record, but only in the common state
+    # (no sweep due, no plans, no log_statement entry waiting for its duration...): when
+    # they return False nothing has changed, and the caller must :meth:`feed` the record.
+
+    def feed_timed(
+        self,
+        line: int,
+        key: str,
+        kind: str,
+        ms: str,
+        sql: str,
+        timestamp: str | None,
+        user: str | None,
+        database: str | None,
+        application: str | None,
+        transaction: str | None,
+    ) -> bool:
+        """A ``LOG`` record ``duration: <ms> ms  <kind> [name]: <sql>`` (a whole message,
+        ``kind`` one of statement, execute, parse, bind), or False if it needs :meth:`feed`.
+        """
+        count = self._count + 1
+        waiting = self._next
+        if count % _SWEEP_EVERY == 0 or (waiting is not None and key == self._next_session):
+            return False  # a sweep is due, or the waiting execute may take this as its plan
+        session = self.sessions.get(key)
+        if kind == "parse" or kind == "bind":
+            # Steps of an execution: not queries, but the backend's state moves on.
+            self._count = count
+            if waiting is not None:
+                self.out.append(waiting)
+                self._next = None
+            if session is not None:
+                session.seen = count
+                session.detail_target = None
+                session.failure = _NO_FAILURE
+                if kind == "bind":
+                    self._release(session)
+                if session.idle():
+                    del self.sessions[key]
+            return True
+        execute = kind == "execute"
+        if session is not None and (
+            session.awaiting is not None or session.held is not None or session.plans
+        ):
+            return False
+        if execute and self._plans_seen:
+            return False
+        text = sql.strip()
+        if text.endswith(";"):
+            text = clean_sql(text)
+        if not text:
+            return False
+        self._count = count
+        if waiting is not None:
+            self.out.append(waiting)
+            self._next = None
+        if session is None and (
+            execute or (text[:2] in _TRANSACTION_START_HEADS and _TRANSACTION_START.match(text))
+        ):
+            session = self.sessions[key] = _Session()
+        query = self._make_query(
+            line, key, timestamp, user, database, application, transaction, text, float(ms), session
+        )
+        if session is None:  # an idle backend: nothing to remember about it
+            self.out.append(query)
+            return True
+        session.seen = count
+        session.failure = _NO_FAILURE
+        session.read_execute = None  # all _release has to do: nothing held, no plans
+        if execute:
+            # _executed: its DETAIL may follow; passed on after the next record.
+            self._next, self._next_session = query, key
+            session.read_execute = text
+            session.detail_target = query
+            return True
+        session.detail_target = None
+        self.out.append(query)
+        if session.transaction is None:  # so idle: the rest was checked or set above
+            del self.sessions[key]
+        return True
+
+    def feed_detail(self, key: str, message: str) -> bool:
+        """A ``DETAIL`` record (its whole message), or False if it needs :meth:`feed`."""
+        count = self._count + 1
+        if count % _SWEEP_EVERY == 0:
+            return False
+        self._count = count
+        waiting = self._next
+        if waiting is not None and key != self._next_session:
+            self.out.append(waiting)
+            self._next = None
+        session = self.sessions.get(key)
+        if session is not None:  # else a new, idle backend: a DETAIL alone does nothing
+            session.seen = count
+            self._detail(session, message)
+            if session.idle():
+                del self.sessions[key]
+        return True
 
     def finish(self) -> None:
         """The input ended: what still waits is complete as far as anyone will know."""
@@ -503,28 +638,59 @@ class StatementAssembler:
     def _new_query(
         self, record: LogRecord, sql: str, ms: float | None, session: _Session | None
     ) -> CapturedQuery:
-        transaction = record.transaction
+        return self._make_query(
+            record.line,
+            record.session,
+            record.timestamp,
+            record.user,
+            record.database,
+            record.application,
+            record.transaction,
+            sql,
+            ms,
+            session,
+        )
+
+    def _make_query(
+        self,
+        line: int,
+        key: str,
+        timestamp: str | None,
+        user: str | None,
+        database: str | None,
+        application: str | None,
+        transaction: str | None,
+        sql: str,
+        ms: float | None,
+        session: _Session | None,
+    ) -> CapturedQuery:
+        """The query of a record's fields (both paths); follows the session's transaction."""
         if transaction is not None:
-            transaction = f"{record.session}:{transaction}"
+            transaction = f"{key}:{transaction}"
         if session is not None:
             if session.transaction is not None:
                 transaction = session.transaction
-                if _TRANSACTION_END.match(sql):
+                if sql[:2] in _TRANSACTION_END_HEADS and _TRANSACTION_END.match(sql):
                     session.transaction = None
-            elif _TRANSACTION_START.match(sql):
+            elif sql[:2] in _TRANSACTION_START_HEADS and _TRANSACTION_START.match(sql):
                 self._transactions += 1
-                transaction = session.transaction = f"{record.session}:{self._transactions}"
+                transaction = session.transaction = f"{key}:{self._transactions}"
+        # Positional: a third of the cost of keywords (tests/test_reader_fast_path.py
+        # checks the order of CapturedQuery's fields).
         return CapturedQuery(
-            sql=sql,
-            duration_ms=ms,
-            source=self.source,
-            line=record.line,
-            session=record.session or None,
-            timestamp=record.timestamp,
-            user=record.user,
-            database=record.database,
-            transaction=transaction,
-            application=record.application,
+            sql,
+            ms,
+            self.source,
+            line,
+            key or None,
+            timestamp,
+            user,
+            database,
+            (),  # parameters
+            True,  # replayable
+            1,  # calls
+            transaction,
+            application,
         )
 
 
@@ -546,22 +712,26 @@ def read_parameters(text: str) -> tuple[tuple[str | None, ...], bool]:
     really ends with ``...`` is indistinguishable and counts as truncated too, the safe
     side for a value that would be replayed. Positions follow the ``$n`` numbers.
     """
-    values: dict[int, str | None] = {}
-    truncated = False
-    pos = 0
-    match = _PARAMETER.match(text, pos)
-    while match is not None:
-        value = match.group(2)
-        if value is not None:
-            if match.group(3) is not None or value.endswith("..."):
-                truncated = True
-            value = value.replace("''", "'")
-        values[int(match.group(1))] = value
-        pos = match.end()
-        match = _PARAMETER.match(text, pos)
-    if not values:
+    # The parameters run from the start to where the first that cannot be read would
+    # start: findall then reads exactly those, one after another, in one call.
+    run = _PARAMETERS.match(text)
+    if run is None or not run.end():
         return (), False
-    return tuple(values.get(n) for n in range(1, max(values) + 1)), truncated
+    found = _ONE_PARAMETER.findall(text, 0, run.end())
+    numbers, nulls, quoted, cut = zip(*found, strict=True)
+    truncated = "..." in text and (
+        any(cut)
+        or any(value.endswith("...") for value, null in zip(quoted, nulls, strict=True) if not null)
+    )
+    values: tuple[str | None, ...] = quoted
+    if "''" in text:
+        values = tuple(value.replace("''", "'") for value in quoted)
+    if any(nulls):
+        values = tuple(None if null else value for value, null in zip(values, nulls, strict=True))
+    if numbers == _NUMBERS[: len(numbers)]:
+        return values, truncated  # $1, $2... in order, each once: the usual case
+    placed = dict(zip(map(int, numbers), values, strict=True))  # given twice: the last counts
+    return tuple(placed.get(n) for n in range(1, max(placed) + 1)), truncated
 
 
 def parse_parameters(text: str) -> tuple[str | None, ...]:
