@@ -299,3 +299,24 @@ def test_hypopg_verification_compares_planner_costs(
     assert evidence["after_cost"] * 10 <= evidence["before_cost"]
     assert evidence["before_ms"] is None  # HypoPG cannot measure time
     assert index_names(events_dsn, "events") == ["events_pkey"]
+
+
+def test_no_analyze_executes_nothing_and_judges_by_estimates(
+    events_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = analyze_json(
+        capsys, "--dsn", events_dsn, "--no-analyze", "--verify", "rollback",
+        "--query", "SELECT * FROM events WHERE account_id = 4242",
+    )
+    assert code == 0
+    [query] = report["queries"]
+    assert query["analyzed"] is False
+    assert query["execution_ms"] is None
+    [finding] = query["findings"]
+    assert finding["rule"] == "seq-scan-selective"
+    assert finding["details"]["estimated"] is True
+    [suggestion] = report["suggestions"]
+    evidence = suggestion["evidence"]
+    assert evidence["method"] == "rollback"
+    assert evidence["before_ms"] is None and evidence["after_ms"] is None
+    assert evidence["after_cost"] * 10 <= evidence["before_cost"]
