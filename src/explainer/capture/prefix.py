@@ -25,7 +25,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from explainer.capture.records import SEVERITIES, TIMED_STEP, LogRecord
+from explainer.capture.records import SEVERITIES, TIMED_STEP, LogRecord, transaction_of
 
 LineParser = Callable[[str, int], LogRecord | None]
 
@@ -241,11 +241,7 @@ class PrefixParser:
         pid, session_id, timestamp, user, database, application, vxid, xid, severity, message = (
             self._fields(match.groups())
         )
-        transaction = None
-        if vxid and not vxid.endswith("/0"):
-            transaction = vxid
-        elif xid and xid != "0":
-            transaction = f"xid {xid}"
+        transaction = transaction_of(vxid, xid) if vxid or xid else None
         return LogRecord(
             number,
             pid or session_id,

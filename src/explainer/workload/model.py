@@ -151,6 +151,10 @@ class QueryGroup:
             rank = example_rank(query)
             if rank > current:
                 self.example, self._example_rank = query, rank
+        self._keep_sample(query)
+
+    def _keep_sample(self, query: CapturedQuery) -> None:
+        """Keep up to :data:`MAX_SAMPLES` executions with distinct text or values."""
         if len(self.samples) < MAX_SAMPLES and not any(
             s.sql == query.sql and s.parameters == query.parameters for s in self.samples
         ):
@@ -189,12 +193,7 @@ class QueryGroup:
         if example_rank(other.example) > example_rank(self.example):
             self.example, self._example_rank = other.example, None
         for query in other.samples:
-            if len(self.samples) >= MAX_SAMPLES:
-                break
-            if not any(
-                s.sql == query.sql and s.parameters == query.parameters for s in self.samples
-            ):
-                self.samples.append(query)
+            self._keep_sample(query)
         self.durations.merge(other.durations)
 
 
