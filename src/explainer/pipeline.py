@@ -162,7 +162,8 @@ def _analyze_group(
         entry.plan, entry.analyzed, entry.note = outcome.plan, outcome.analyzed, outcome.note
         plan_tables = tables.for_plan(outcome.plan)
         context = RuleContext(
-            tables={k: TableFacts(t.estimated_rows, t.total_bytes) for k, t in plan_tables.items()}
+            tables={k: TableFacts(t.estimated_rows, t.total_bytes) for k, t in plan_tables.items()},
+            sql=example.sql,
         )
         entry.findings = run_rules(outcome.plan, context)
         advice = advise_statement(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from explainer.plan import Plan
+from explainer.plan import Plan, PlanNode
 
 
 class Severity(Enum):
@@ -41,6 +41,8 @@ class RuleContext:
 
     #: Keyed by the relation name as the plan shows it ("orders" or "sales.orders").
     tables: Mapping[str, TableFacts] = field(default_factory=dict)
+    #: The statement the plan is for, when known (rules that read the query's shape).
+    sql: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +62,23 @@ class Rule:
     id: str
     title: str
     check: Callable[[Plan, RuleContext], Iterable[Finding]]
+    #: One line for ``explainer rules``: what triggers it, with the threshold.
+    trigger: str = ""
+
+
+def severity_for_share(share_of_total: float) -> Severity:
+    """The severity of a time-based finding from the node's share of the query (docs/rules.md)."""
+    if share_of_total >= 0.5:
+        return Severity.HIGH
+    if share_of_total >= 0.1:
+        return Severity.MEDIUM
+    return Severity.LOW
+
+
+def table_name(node: PlanNode) -> str | None:
+    """The relation as the catalog and the advisor name it: schema-qualified unless public."""
+    if node.relation is None:
+        return None
+    if node.schema and node.schema != "public":
+        return f"{node.schema}.{node.relation}"
+    return node.relation

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from explainer.plan import Plan, PlanNode
-from explainer.rules.model import Finding, RuleContext, Severity
+from explainer.rules.model import (
+    Finding,
+    RuleContext,
+    Severity,
+    severity_for_share,
+    table_name,
+)
 
 RULE_ID = "seq-scan-selective"
 
@@ -19,14 +25,6 @@ RULE_ID = "seq-scan-selective"
 MIN_ROWS_READ = 10_000
 #: The filter must discard at least this share of the rows read.
 MIN_REMOVED_SHARE = 0.9
-
-
-def _severity(share_of_total: float) -> Severity:
-    if share_of_total >= 0.5:
-        return Severity.HIGH
-    if share_of_total >= 0.1:
-        return Severity.MEDIUM
-    return Severity.LOW
 
 
 def _analyzed_finding(plan: Plan, node: PlanNode) -> Finding | None:
@@ -43,14 +41,14 @@ def _analyzed_finding(plan: Plan, node: PlanNode) -> Finding | None:
     relation = node.relation or "?"
     return Finding(
         rule=RULE_ID,
-        severity=_severity(share),
+        severity=severity_for_share(share),
         message=(
             f"Seq Scan on {relation} reads {read:,.0f} rows to keep {kept:,.0f} "
             f"({removed / read:.1%} removed by the filter) in {node.inclusive_ms:,.1f} ms"
             f" ({share:.0%} of the query)"
         ),
         node_path=node.path,
-        table=_table_name(node),
+        table=table_name(node),
         potential_ms=node.inclusive_ms,
         details={
             "rows_read": read,
@@ -65,7 +63,7 @@ def _analyzed_finding(plan: Plan, node: PlanNode) -> Finding | None:
 
 def _estimated_finding(node: PlanNode, context: RuleContext) -> Finding | None:
     """Without ANALYZE, judge by the planner's estimate against the table's size."""
-    facts = context.tables.get(_table_name(node) or "")
+    facts = context.tables.get(table_name(node) or "")
     if facts is None or facts.estimated_rows < MIN_ROWS_READ:
         return None
     kept = node.plan_rows
@@ -80,7 +78,7 @@ def _estimated_finding(node: PlanNode, context: RuleContext) -> Finding | None:
             f"to keep {kept:,.0f} ({share_removed:.1%} removed by the filter; estimate only)"
         ),
         node_path=node.path,
-        table=_table_name(node),
+        table=table_name(node),
         details={
             "rows_read": facts.estimated_rows,
             "rows_kept": kept,
@@ -89,14 +87,6 @@ def _estimated_finding(node: PlanNode, context: RuleContext) -> Finding | None:
             "estimated": True,
         },
     )
-
-
-def _table_name(node: PlanNode) -> str | None:
-    if node.relation is None:
-        return None
-    if node.schema and node.schema != "public":
-        return f"{node.schema}.{node.relation}"
-    return node.relation
 
 
 def check(plan: Plan, context: RuleContext) -> Iterator[Finding]:
