@@ -399,7 +399,7 @@ TIMING_CASES: list[tuple[str, list[dict[str, Any]], dict[str, tuple[float, float
         {"0": (10.3, 0.0), "0.0": (10.3, 10.3)},
     ),
     (
-        "beyond rounding: a child timed past its parent is left as printed",
+        "beyond rounding: a node is never shorter than the children timed inside it",
         doc(
             node(
                 "Aggregate",
@@ -407,7 +407,7 @@ TIMING_CASES: list[tuple[str, list[dict[str, Any]], dict[str, tuple[float, float
                 plans=[node("Gather", 11.0, Parent_Relationship="Outer", Workers_Launched=0)],
             )
         ),
-        {"0": (10.0, 0.0), "0.0": (11.0, 11.0)},  # 10 - 11 clamped to 0
+        {"0": (11.0, 0.0), "0.0": (11.0, 11.0)},  # raised from the printed 10.0
     ),
 ]
 
@@ -892,9 +892,10 @@ def test_corpus_06_parallel() -> None:
     assert plan.node("0.0.0").exclusive_ms == pytest.approx(137.943)  # 482.390 - 344.447
     assert gather.exclusive_ms == pytest.approx(4.038)  # 486.428 - 482.390
     # The Gather (486.428) is timed beyond its parent Finalize Aggregate (484.970): its time
-    # includes shutting the workers down after the parent's last call. The root keeps 0 and
-    # the exclusive times add up to the Gather's time, 1.458 ms over the root's.
+    # includes shutting the workers down after the parent's last call: the root is raised
+    # to the Gather's time, keeps 0 of its own, and the exclusive times add up to it.
     assert plan.root.exclusive_ms == 0
+    assert plan.root.inclusive_ms == pytest.approx(486.428)
     assert sum(n.exclusive_ms for n in plan.walk()) == pytest.approx(486.428)
     assert scan.total_rows == 1962085 * 3
     assert scan.rows_removed_by_filter_total == 38320 * 3

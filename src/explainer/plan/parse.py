@@ -28,10 +28,15 @@ parent) but not into InitPlans or CTEs, which the leader runs once. The Gather i
 in the leader only, so its own figures are not divided. Never-executed nodes (loops 0) and
 every node of a plan without ANALYZE (or with TIMING OFF) get 0.
 
+A node's inclusive time is never less than the time of the children that ran inside it:
+when they add up to more, its inclusive time is raised to their sum. Two things cause it.
 PostgreSQL prints per-loop times rounded to 0.001 ms, so ``actual_total_ms * loops`` can be
-off by ``0.0005 * loops``; when a node's children add up to more than its inclusive time by
-no more than that, its inclusive time is raised to their sum (the rest of the time they show
-is real, see below).
+off by ``0.0005 * loops`` (a Materialize rescanned 518 times at "0.088" ms may really have
+taken 45.84 ms, not 45.584). And a Gather is timed until its workers have shut down, which
+some versions record after the parent stopped its own clock (corpus plan 06: a Gather at
+486.428 ms under an Aggregate at 484.970 ms). Either way the children's figure is the
+better one for the node, and raising it keeps the sum of exclusive times equal to the
+root's inclusive time on every plan. ``raw["Actual Total Time"]`` keeps the printed figure.
 
 *Exclusive time* (``exclusive_ms``): inclusive time minus the inclusive time of the nodes
 whose work happened inside it; each node's time is subtracted from exactly one node, so
@@ -56,9 +61,7 @@ that the exclusive times add up to the root's inclusive time:
   writable CTE finished after the main query) stays with the CTE alone.
 
 InitPlans are placed before CTEs because their location is known, while a CTE's can move.
-Exclusive times are clamped at 0. The sum of exclusive times can then exceed the root's
-inclusive time: a child can legitimately be timed beyond its parent (a Gather's time
-includes shutting down its workers, which some versions time after the parent stopped).
+Exclusive times are clamped at 0 (an InitPlan or CTE whose consumer cannot hold its time).
 
 *Exclusive buffers* follow the same attribution (same consumers, same CTE scan order), field
 by field, clamped at 0. Buffers are counts summed over loops and processes, never divided.
@@ -343,7 +346,7 @@ def compute_metrics(plan: Plan) -> None:
         node.inclusive_ms = _inclusive_ms(node) if plan.analyzed else 0.0
     # Children first (reverse pre-order), so a raised child can raise its parent in turn.
     for node in reversed(nodes):
-        _absorb_rounding(node)
+        _absorb_children(node)
 
     # Signed working values, keyed by id(node); clamped only at the end so that the
     # attribution steps can see how much time a node still has to give.
@@ -462,19 +465,16 @@ def _inclusive_ms(node: PlanNode) -> float:
     return round(node.actual_total_ms * node.actual_loops / node.parallel_processes, 6)
 
 
-def _absorb_rounding(node: PlanNode) -> None:
-    """Raise a node's inclusive time to its children's sum when printing explains the gap.
+def _absorb_children(node: PlanNode) -> None:
+    """Raise a node's inclusive time to the sum of its children's when they show more.
 
-    PostgreSQL prints per-loop times with 3 decimals, so ``actual_total_ms * loops`` is off
-    by up to ``0.0005 * loops`` ms: a Materialize rescanned 518 times at "0.088" ms may really
-    have taken 45.84 ms, not 45.584, and its child then shows more time than it. Within that
-    band the children's sum is the better figure; beyond it the gap is real and is kept.
+    The reasons (per-loop rounding, Gather shutdown timed after the parent) are in the
+    module docstring; in both the children's sum is the better figure for the node.
     """
     if node.actual_total_ms is None or not node.actual_loops:
         return
     children_ms = sum(c.inclusive_ms for c in node.children if _kind(c) in (_CHILD, _SUBPLAN))
-    band = 0.0005 * node.actual_loops / node.parallel_processes
-    if node.inclusive_ms < children_ms <= node.inclusive_ms + band + 1e-9:
+    if children_ms > node.inclusive_ms:
         node.inclusive_ms = round(children_ms, 6)
 
 
