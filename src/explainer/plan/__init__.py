@@ -8,6 +8,7 @@ from explainer.errors import PlanParseError
 from explainer.plan.model import BUFFER_FIELDS, Buffers, Plan, PlanNode
 from explainer.plan.parse import compute_metrics, parse_json_plan, plan_from_document
 from explainer.plan.source import PlanFormat, clean_plan_text, detect_format, parse_plan
+from explainer.plan.text import text_to_document
 
 __all__ = [
     "BUFFER_FIELDS",
@@ -22,4 +23,5 @@ __all__ = [
     "parse_json_plan",
     "parse_plan",
     "plan_from_document",
+    "text_to_document",
 ]
