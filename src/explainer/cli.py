@@ -1,7 +1,8 @@
 """The ``explainer`` command: argument parsing, inputs, output and exit codes.
 
 Exit codes: 0 the analysis ran (whatever it found); 1 it ran and ``--fail-on`` was met;
-2 a usage, connection or input error, or no statement could be analyzed at all.
+2 a usage, connection or input error (a file that is not a plan), or no statement could be
+analyzed at all.
 Errors a user can cause are printed as one line, never a traceback.
 """
 
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -19,19 +21,31 @@ from rich.console import Console
 
 from explainer import __version__
 from explainer.capture import CapturedQuery, CaptureStats, open_input, read_input, read_sql_text
+from explainer.capture.pglog import read_lines
 from explainer.db.connection import connect
 from explainer.db.explain import ExplainOptions
 from explainer.db.server import ThrowawayServer, find_binaries
 from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
 from explainer.demo.data import create_demo_database
-from explainer.errors import ExplainerError, InputError
+from explainer.errors import ExplainerError, InputError, PlanParseError
 from explainer.pipeline import AnalyzeOptions, ProgressCallback, analyze_workload
+from explainer.plan import Plan
+from explainer.plan.compare import compare_plans
+from explainer.plan.source import parse_plan
 from explainer.render.json import render_json
 from explainer.render.markdown import render_markdown
+from explainer.render.plan import (
+    render_comparison_json,
+    render_comparison_markdown,
+    render_comparison_terminal,
+    render_plan_json,
+    render_plan_markdown,
+    render_plan_terminal,
+)
 from explainer.render.terminal import render_terminal
 from explainer.render.workload import render_workload_json, render_workload_terminal
 from explainer.report import InputSummary, Report
-from explainer.rules import Severity
+from explainer.rules import RULES, Finding, RuleContext, Severity, run_rules
 from explainer.workload import QueryGroup, Workload, WorkloadBuilder, build_workload
 from explainer.workload.parallel import build_workload_parallel
 
@@ -58,7 +72,7 @@ def _share(text: str) -> float:
     return value
 
 
-def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument(
         "--format",
@@ -73,6 +87,10 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         metavar="SEVERITY",
         help="exit 1 when a finding is at least SEVERITY (low, medium, high)",
     )
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    _add_output_options(parser)
     run = parser.add_argument_group("how statements run")
     run.add_argument(
         "--timeout",
@@ -231,6 +249,35 @@ def build_parser() -> argparse.ArgumentParser:
         default="total",
         help="order of the JSON groups (default: total time)",
     )
+
+    plan = commands.add_parser(
+        "plan",
+        help="analyze an EXPLAIN plan from a file, or compare two (no database needed)",
+        description="Read an EXPLAIN plan (best with ANALYZE, BUFFERS) and show its tree: each "
+        "node's own time and share of the query, rows x loops, how far the planner's estimate "
+        "was off, and the findings under the node they concern. With --compare, match the "
+        "nodes of two plans of one query and show what changed and which node explains it.",
+    )
+    plan.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="the plan ('-' for stdin; .gz, .bz2, .xz too)",
+    )
+    plan.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("BEFORE", "AFTER"),
+        help="compare two plans of the same query instead (--fail-on then reads AFTER's findings)",
+    )
+    _add_output_options(plan)
+
+    rules = commands.add_parser(
+        "rules",
+        help="list every rule: id, title and what triggers it",
+        description="List the rules findings come from (details in docs/rules.md).",
+    )
+    rules.add_argument("--format", choices=("text", "json", "markdown"), default="text")
 
     demo = commands.add_parser(
         "demo",
@@ -398,6 +445,124 @@ def run_analyze(args: argparse.Namespace) -> int:
     return emit_report(report, args)
 
 
+def read_plan(path: str) -> Plan:
+    """Read and parse the plan at ``path`` (``-`` for stdin, compressed files too).
+
+    Read through the same function as logs, so stdin, compression and unreadable files
+    behave (and fail) the same way; a parse error names the file it came from.
+    """
+    source = "<stdin>" if path == "-" else path
+    text = "".join(read_lines(path))
+    try:
+        return parse_plan(text)
+    except PlanParseError as exc:
+        raise PlanParseError(f"{source}: {exc}") from exc
+
+
+def _emit(args: argparse.Namespace, text: str | None, terminal: Callable[[Console], None]) -> None:
+    """Write ``text`` (JSON, Markdown), or the terminal rendering when it is None, to
+    ``-o FILE`` or stdout."""
+    if not args.output:
+        if text is None:
+            terminal(Console())
+        else:
+            sys.stdout.write(text)
+        return
+    try:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            if text is None:
+                terminal(Console(file=handle, width=110, no_color=True))
+            else:
+                handle.write(text)
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        raise InputError(f"cannot write {args.output}: {reason}") from exc
+
+
+def _fail_on(args: argparse.Namespace, findings: Iterable[Finding]) -> int:
+    if args.fail_on and any(f.severity >= Severity(args.fail_on) for f in findings):
+        return EXIT_FAIL_ON
+    return EXIT_OK
+
+
+def _source_name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """``explainer plan``: one plan's tree and findings, or two plans compared, offline."""
+    if args.compare and args.file:
+        raise InputError("give either a plan FILE or --compare BEFORE AFTER, not both")
+    if args.compare:
+        return _run_compare(args)
+    if not args.file:
+        raise InputError("nothing to read: give a plan FILE ('-' for stdin)")
+    plan = read_plan(args.file)
+    findings = run_rules(plan, RuleContext())
+    source = _source_name(args.file)
+    if args.format == "json":
+        text: str | None = render_plan_json(plan, findings, source=source)
+    elif args.format == "markdown":
+        text = render_plan_markdown(plan, findings, source=source)
+    else:
+        text = None
+    _emit(args, text, lambda console: render_plan_terminal(plan, findings, console, source=source))
+    return _fail_on(args, findings)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    first, second = args.compare
+    if first == "-" and second == "-":
+        raise InputError("only one of the two plans can be read from stdin")
+    before, after = read_plan(first), read_plan(second)
+    comparison = compare_plans(before, after)
+    sources = (_source_name(first), _source_name(second))
+    if not comparison.related:
+        raise InputError(
+            f"{sources[0]} and {sources[1]} look like plans of different queries "
+            "(no node reading the same relation matched): compare two plans of one query"
+        )
+    findings = run_rules(after, RuleContext())
+    if args.format == "json":
+        text: str | None = render_comparison_json(comparison, sources=sources, findings=findings)
+    elif args.format == "markdown":
+        text = render_comparison_markdown(comparison, sources=sources, findings=findings)
+    else:
+        text = None
+    _emit(
+        args,
+        text,
+        lambda console: render_comparison_terminal(
+            comparison, console, sources=sources, findings=findings
+        ),
+    )
+    return _fail_on(args, findings)
+
+
+def run_rules_list(args: argparse.Namespace) -> int:
+    """``explainer rules``: every rule with its id, title and trigger (plain lines, so a
+    narrow terminal never splits an id)."""
+    if args.format == "json":
+        document = {
+            "format": "explainer-rules",
+            "version": 1,
+            "rules": [{"id": r.id, "title": r.title, "trigger": r.trigger} for r in RULES],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    elif args.format == "markdown":
+        lines = ["| rule | title | trigger |", "|---|---|---|"]
+        lines += [f"| `{r.id}` | {r.title} | {r.trigger} |" for r in RULES]
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        width = max((len(r.id) for r in RULES), default=0)
+        for rule in RULES:
+            sys.stdout.write(f"{rule.id:<{width}}  {rule.title}\n")
+            if rule.trigger:
+                sys.stdout.write(f"{'':<{width}}  trigger: {rule.trigger}\n")
+        sys.stdout.write(f"\n{len(RULES)} rules; details in docs/rules.md\n")
+    return EXIT_OK
+
+
 def demo_log() -> Traversable:
     """The captured log shipped with explainer (also linked from sample_queries/)."""
     return resources.files("explainer.demo").joinpath("shop.log")
@@ -455,6 +620,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_analyze(args)
         if args.command == "workload":
             return run_workload(args)
+        if args.command == "plan":
+            return run_plan(args)
+        if args.command == "rules":
+            return run_rules_list(args)
         return run_demo(args)
     except ExplainerError as exc:
         print(f"explainer: error: {exc}", file=sys.stderr)
