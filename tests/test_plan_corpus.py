@@ -73,4 +73,6 @@ def test_at_least_15_goldens_are_hand_checked() -> None:
     checked = [p.name for p in GOLDEN.glob("*.json") if json.loads(p.read_text())["hand_checked"]]
     assert len(checked) >= 15, checked
     for name in checked:
-        assert json.loads((GOLDEN / name).read_text())["notes"], f"{name} says nothing of what was checked"
+        assert json.loads((GOLDEN / name).read_text())["notes"], (
+            f"{name} says nothing of what was checked"
+        )

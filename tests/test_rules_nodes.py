@@ -677,10 +677,11 @@ CORPUS_EXPECTED: dict[str, set[tuple[str, str]]] = {
     # Catalog query: two nested loops whose join filters throw away 190k and 70k rows; the
     # CTE q (est 1, got 193) and two inner loops estimated at 1 row got 365.
     "04": {
-        ("row-misestimate", "0.0.1.0.0.0.0.1"),  # Materialize 1 -> 365 per loop (100x, low)
-        ("row-misestimate", "0.0.1.0.0.0.0.1.0"),  # Subquery Scan 1 -> 365 (100x, low)
-        ("row-misestimate", "0.0.1.0.0.0.0.1.0.0"),  # Nested Loop 1 -> 365, inner of a NL
-        ("row-misestimate", "0.0.1.0.0.0.0.1.0.0.0"),  # Hash Join 33 -> 365, outer of a NL
+        # Nested Loop 1 -> 365, the inner of a NL (through a Subquery Scan and a Materialize
+        # that only pass it on). Its inputs are off 11x (Hash Join 33 -> 365, itself from
+        # a 2x and a 4x error) and 5x (pg_attribute 3 -> 16 per loop): no node below made
+        # a 10x error of its own, so the 365x shows first where it fed a plan choice.
+        ("row-misestimate", "0.0.1.0.0.0.0.1.0.0"),
         ("row-misestimate", "0.1.0.0.0.0.0.0.0"),  # CTE Scan q 1 -> 193, outer of a NL
         ("row-misestimate", "0.1.0.0.0.0.0.0.1"),  # Nested Loop 1 -> 365 per loop, inner
         ("filter-removes-most-rows", "0.0.1.0.0.0.0"),  # join filter 190,165 of 190,687
@@ -701,9 +702,9 @@ CORPUS_EXPECTED: dict[str, set[tuple[str, str]]] = {
         ("row-misestimate", "0.0.1.0.1.0.1.0.0"),  # 760 -> 8,625 per worker, sorted
     },
     "54": {
-        ("row-misestimate", "0.0.0"),  # Sort: 1 -> 150,000 (inherited, low)
-        ("row-misestimate", "0.0.0.0"),  # Subquery Scan: same (low)
-        ("row-misestimate", "0.0.0.0.0"),  # HashAggregate planned for 1 group, got 150,000
+        # HashAggregate planned for 1 group, got 150,000; the Subquery Scan and the Sort
+        # above only pass the error on and are not reported again.
+        ("row-misestimate", "0.0.0.0.0"),
         ("sort-spills-to-disk", "0.0.0"),  # 2,648 kB
         ("hash-spills-to-disk", "0.0.0.0.0.0.1"),  # 32 batches
     },
@@ -744,3 +745,28 @@ def test_corpus_numbers() -> None:
     assert hashed[0].details["work_mem"] == "74MB"
     fetches = only(parse_json_plan(by_name["55"].read_text()))
     assert fetches.details["fetch_share"] == pytest.approx(31_110 / 150_000)
+
+
+def test_compounded_errors_are_reported_once_where_they_show() -> None:
+    # Two inputs each off 4x make a join 16x off: no node made a 10x error of its own,
+    # so nothing is reported until the 100x error feeds a plan choice (the outer Nested
+    # Loop's inner side), and then once, not again at every node above.
+    low = n(
+        "Hash Join",
+        outer(seq(400, plan=100)),
+        inner(n("Hash", outer(seq(400, plan=100)), rows=400, plan=100)),
+        rows=16_000,
+        plan=1_000,
+        ms=5.0,
+    )
+    high = n("Nested Loop", outer(low), inner(seq(10, plan=1)), rows=160_000, plan=1_000, ms=40.0)
+    top = n(
+        "Nested Loop",
+        outer(seq(10, plan=10)),
+        inner(n("Materialize", outer(high), rows=160_000, plan=1_000, loops=1)),
+        rows=160_000,
+        plan=1_000,
+        ms=90.0,
+    )
+    found = [(f.rule, f.node_path) for f in findings(plan(top)) if f.rule == "row-misestimate"]
+    assert found == [("row-misestimate", "0.1.0")]

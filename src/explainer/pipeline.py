@@ -16,7 +16,14 @@ from explainer.advise.indexes import VerifyMode, advise_statement
 from explainer.advise.model import IndexCandidate, IndexSuggestion
 from explainer.advise.verify import DEFAULT_MIN_GAIN, VerifyOptions
 from explainer.capture import CapturedQuery
-from explainer.db.catalog import ServerInfo, TableInfo, resolve_table, server_info
+from explainer.db.catalog import (
+    ServerInfo,
+    TableInfo,
+    foreign_keys,
+    resolve_table,
+    server_info,
+    table_statistics,
+)
 from explainer.db.connection import connect, redact_dsn
 from explainer.db.explain import Connection, Execution, ExplainOptions, explain
 from explainer.db.safety import check_statement
@@ -24,6 +31,7 @@ from explainer.errors import ExplainerError, InputError
 from explainer.plan import Plan
 from explainer.report import DatabaseInfo, InputSummary, QueryReport, Report
 from explainer.rules import RuleContext, TableFacts, run_rules
+from explainer.rules.model import ForeignKeyFacts
 from explainer.workload import QueryGroup, Workload
 
 VerifyChoice = Literal["auto", "rollback", "hypopg", "none"]
@@ -161,10 +169,7 @@ def _analyze_group(
         outcome = explain(conn, execution, options.explain)
         entry.plan, entry.analyzed, entry.note = outcome.plan, outcome.analyzed, outcome.note
         plan_tables = tables.for_plan(outcome.plan)
-        context = RuleContext(
-            tables={k: TableFacts(t.estimated_rows, t.total_bytes) for k, t in plan_tables.items()},
-            sql=example.sql,
-        )
+        context = rule_context(conn, outcome.plan, plan_tables, example.sql)
         entry.findings = run_rules(outcome.plan, context)
         advice = advise_statement(
             conn,
@@ -185,6 +190,46 @@ def _analyze_group(
         if rule not in suggestion.rules:
             suggestion.rules.append(rule)
     return entry
+
+
+def rule_context(
+    conn: Connection, plan: Plan, plan_tables: dict[str, TableInfo], sql: str | None
+) -> RuleContext:
+    """The catalog facts the rules read: sizes, statistics freshness, foreign keys.
+
+    Statistics are read for every statement (one query for all its tables), not cached,
+    because they are what a rule judges and they change as the workload runs.
+    """
+    stats = table_statistics(conn, ((t.schema, t.name) for t in plan_tables.values()))
+    facts: dict[str, TableFacts] = {}
+    for key, info in plan_tables.items():
+        st = stats.get((info.schema, info.name))
+        facts[key] = TableFacts(
+            estimated_rows=info.estimated_rows,
+            total_bytes=info.total_bytes,
+            live_rows=st.live_rows if st else None,
+            mod_since_analyze=st.mod_since_analyze if st else None,
+            last_analyzed=st.last_analyzed if st else None,
+            has_column_stats=st.has_column_stats if st else None,
+        )
+    constraints = [
+        (name, relation if isinstance(relation, str) else None)
+        for trigger in plan.triggers
+        if isinstance(name := trigger.get("Constraint Name"), str)
+        for relation in [trigger.get("Relation")]
+    ]
+    keys = {
+        name: ForeignKeyFacts(
+            name=fk.name,
+            table=fk.qualified,
+            columns=fk.columns,
+            referenced_table=fk.referenced_qualified,
+            referenced_columns=fk.referenced_columns,
+            index=fk.index,
+        )
+        for name, fk in foreign_keys(conn, constraints).items()
+    }
+    return RuleContext(tables=facts, sql=sql, foreign_keys=keys)
 
 
 def _replay_values(query: CapturedQuery) -> tuple[str | None, ...] | None:

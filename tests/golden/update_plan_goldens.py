@@ -33,9 +33,7 @@ def observed(path: Path) -> dict[str, Any]:
         "nodes": sum(1 for _ in plan.walk()),
         "analyzed": plan.analyzed,
         "total_ms": None if total is None else round(total, 3),
-        "findings": [
-            {"rule": f.rule, "node": f.node_path} for f in run_rules(plan)
-        ],
+        "findings": [{"rule": f.rule, "node": f.node_path} for f in run_rules(plan)],
     }
 
 
@@ -51,7 +49,8 @@ def main() -> int:
                 for key in ("nodes", "analyzed", "total_ms", "findings"):
                     if golden.get(key) != current[key]:
                         disagreements += 1
-                        print(f"{path.name}: {key} hand-checked {golden.get(key)!r}, now {current[key]!r}")
+                        was, now = golden.get(key), current[key]
+                        print(f"{path.name}: {key} hand-checked {was!r}, now {now!r}")
                 continue
             current = {**current, "notes": golden.get("notes", "")}
         current.setdefault("notes", "")

@@ -7,7 +7,9 @@ unqualified column names; the report needs the server's version. Every query her
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -141,3 +143,141 @@ def resolve_table(
         (name,),
     ).fetchone()
     return table_info(conn, str(row[0]), name) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class TableStatistics:
+    """How current the planner's statistics of a table are (``pg_stat_all_tables``)."""
+
+    schema: str
+    name: str
+    reltuples: float  # -1 when never analyzed nor vacuumed (PostgreSQL 14+)
+    live_rows: float  # n_live_tup
+    mod_since_analyze: float  # n_mod_since_analyze
+    last_analyzed: datetime | None  # the later of last_analyze and last_autoanalyze
+    has_column_stats: bool  # pg_stats has rows for it: it was analyzed at least once
+
+
+_STATISTICS_SQL = """
+SELECT t.schema, t.name, c.reltuples, s.n_live_tup, s.n_mod_since_analyze,
+       GREATEST(s.last_analyze, s.last_autoanalyze),
+       EXISTS (SELECT 1 FROM pg_stats p WHERE p.schemaname = t.schema AND p.tablename = t.name)
+FROM unnest(%s::text[], %s::text[]) AS t(schema, name)
+JOIN pg_namespace n ON n.nspname = t.schema
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name
+JOIN pg_stat_all_tables s ON s.relid = c.oid
+"""
+
+
+def table_statistics(
+    conn: psycopg.Connection[Any], tables: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], TableStatistics]:
+    """Statistics freshness of (schema, name) tables, in one query; absent tables are left out.
+
+    The running counters come from the statistics system and lag the last transactions by
+    up to a second (they are flushed when a session goes idle).
+    """
+    pairs = sorted(set(tables))
+    if not pairs:
+        return {}
+    rows = conn.execute(_STATISTICS_SQL, ([p[0] for p in pairs], [p[1] for p in pairs])).fetchall()
+    return {
+        (str(r[0]), str(r[1])): TableStatistics(
+            schema=str(r[0]),
+            name=str(r[1]),
+            reltuples=float(r[2]),
+            live_rows=float(r[3] or 0),
+            mod_since_analyze=float(r[4] or 0),
+            last_analyzed=r[5],
+            has_column_stats=bool(r[6]),
+        )
+        for r in rows
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    """A foreign key and whether an index serves the lookups its triggers make."""
+
+    name: str
+    schema: str  # of the referencing table
+    table: str  # the referencing table
+    columns: tuple[str, ...]
+    referenced_schema: str
+    referenced_table: str
+    referenced_columns: tuple[str, ...]
+    #: A valid, non-partial index on the referencing table whose first key columns are
+    #: exactly ``columns`` (in any order): what a delete on the referenced table needs.
+    index: str | None
+
+    @property
+    def qualified(self) -> str:
+        return self.table if self.schema == "public" else f"{self.schema}.{self.table}"
+
+    @property
+    def referenced_qualified(self) -> str:
+        if self.referenced_schema == "public":
+            return self.referenced_table
+        return f"{self.referenced_schema}.{self.referenced_table}"
+
+
+_FOREIGN_KEYS_SQL = """
+SELECT con.conname, rn.nspname, r.relname,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+             ORDER BY k.ord),
+       fn.nspname, f.relname,
+       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+             ORDER BY k.ord),
+       (SELECT i.relname
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        WHERE x.indrelid = con.conrelid AND x.indisvalid AND x.indpred IS NULL
+          AND x.indnkeyatts >= cardinality(con.conkey)
+          AND ARRAY(SELECT k FROM unnest(x.indkey) WITH ORDINALITY AS u(k, ord)
+                    WHERE u.ord <= cardinality(con.conkey) ORDER BY k)
+              = ARRAY(SELECT k FROM unnest(con.conkey) AS k ORDER BY k)
+        ORDER BY x.indisprimary DESC, x.indisunique DESC, i.relname
+        LIMIT 1)
+FROM unnest(%s::text[], %s::text[]) AS t(conname, relname)
+JOIN pg_constraint con ON con.contype = 'f' AND con.conname = t.conname
+JOIN pg_class r ON r.oid = con.conrelid
+JOIN pg_namespace rn ON rn.oid = r.relnamespace
+JOIN pg_class f ON f.oid = con.confrelid
+JOIN pg_namespace fn ON fn.oid = f.relnamespace
+WHERE t.relname = '' OR t.relname IN (r.relname, f.relname)
+ORDER BY con.conname, array_position(current_schemas(false), fn.nspname::text)
+"""
+
+
+def foreign_keys(
+    conn: psycopg.Connection[Any], constraints: Iterable[tuple[str, str | None]]
+) -> dict[str, ForeignKey]:
+    """Foreign keys by constraint name, from (constraint, relation) pairs as a plan's
+    triggers name them (the relation is either side; None when the plan does not say).
+
+    A constraint name is unique per table only: the relation narrows it, and among equal
+    names the first referenced table on the search_path wins.
+    """
+    pairs = sorted({(name, relation or "") for name, relation in constraints})
+    if not pairs:
+        return {}
+    rows = conn.execute(
+        _FOREIGN_KEYS_SQL, ([p[0] for p in pairs], [p[1] for p in pairs])
+    ).fetchall()
+    found: dict[str, ForeignKey] = {}
+    for r in rows:
+        found.setdefault(
+            str(r[0]),
+            ForeignKey(
+                name=str(r[0]),
+                schema=str(r[1]),
+                table=str(r[2]),
+                columns=tuple(r[3]),
+                referenced_schema=str(r[4]),
+                referenced_table=str(r[5]),
+                referenced_columns=tuple(r[6]),
+                index=r[7],
+            ),
+        )
+    return found

@@ -33,6 +33,9 @@ ANYWHERE_FACTOR = 100.0
 #: Estimated and actual rows (over all loops) must differ by at least this many rows.
 MIN_ROW_DIFFERENCE = 100.0
 
+#: An input estimated within this factor counts as right when judging who made an error.
+INPUT_NOISE = 2.0
+
 #: Nodes that hand their input through unchanged; an estimate is judged below them.
 PASS_THROUGH = frozenset({"Hash", "Materialize", "Memoize", "Gather", "Gather Merge"})
 #: Nodes that read their whole input before returning a row: an early stop above them does
@@ -152,23 +155,32 @@ def _consumer(plan: Plan, node: PlanNode) -> PlanNode | None:
     return None
 
 
-def _inherited(node: PlanNode, magnitude: float, under: bool) -> bool:
-    """Whether a child is already off by about as much, in the same direction: the error
-    was made below and this node only passes it on (it is reported there)."""
+def _inherited(node: PlanNode, factor: float) -> bool:
+    """Whether the node's error was made below it and only passed on (it is reported there).
+
+    A node's output estimate is built from its inputs' estimates (a join's is roughly
+    outer x inner x selectivity), so the error the node adds itself is its factor divided by
+    the product of its inputs' factors. Errors compound up a plan: without this, one bad
+    estimate at a leaf is reported again at every join above it.
+    """
+    inherited = 1.0
     for child in node.children:
         if child.parent_relationship in ("InitPlan", "SubPlan") or not child.actual_loops:
             continue
-        factor = _factor(child)
-        if factor is None or (factor > 1) != under:
-            continue
-        child_magnitude = max(factor, 1 / factor)
-        if child_magnitude >= STRATEGY_FACTOR and child_magnitude * 2 >= magnitude:
-            return True
-    return False
+        child_factor = _factor(child)
+        # An input off by less than 2x is estimated about right: the error starts here.
+        if child_factor is not None and max(child_factor, 1 / child_factor) >= INPUT_NOISE:
+            inherited *= child_factor
+    if inherited == 1.0:
+        return False
+    own = factor / inherited
+    return max(own, 1 / own) < STRATEGY_FACTOR
 
 
 #: Bitmap nodes hand a bitmap up, not rows: BitmapAnd/BitmapOr always show 0 actual rows.
-_NO_ROW_COUNT = frozenset({"BitmapAnd", "BitmapOr"})
+#: ModifyTable returns rows only with RETURNING (0 otherwise), and no plan choice is made
+#: from its estimate.
+_NO_ROW_COUNT = frozenset({"BitmapAnd", "BitmapOr", "ModifyTable"})
 
 
 def _factor(node: PlanNode) -> float | None:
@@ -182,7 +194,10 @@ def _factor(node: PlanNode) -> float | None:
 
 def check(plan: Plan, context: RuleContext) -> Iterator[Finding]:
     cut: set[str] | None = None
-    for node in executed_nodes(plan):
+    reported: list[str] = []
+    # Children before parents, so that an error is reported where it was made and the
+    # nodes above that only pass it on can see it was.
+    for node in reversed(list(executed_nodes(plan))):
         factor = _factor(node)
         if factor is None:
             continue
@@ -195,11 +210,23 @@ def check(plan: Plan, context: RuleContext) -> Iterator[Finding]:
         if not under:
             if cut is None:
                 cut = cut_short_paths(plan)
-            if node.path in cut:
+            # Nothing stops a node before its first row: one that returned none ran to
+            # the end, and its estimate was simply wrong.
+            if node.path in cut and (node.actual_rows or 0.0) > 0:
                 continue
-        consumer = None if _inherited(node, magnitude, under) else _consumer(plan, node)
-        if consumer is None and magnitude < ANYWHERE_FACTOR:
+        consumer = _consumer(plan, node)
+        if _inherited(node, factor):
+            # Errors of a few x each compound up a plan: when no node below made a 10x
+            # error itself, the first node whose (100x) estimate fed a plan choice is
+            # where the error shows, and it is reported there.
+            below = node.path + "."
+            if consumer is None or magnitude < ANYWHERE_FACTOR:
+                continue
+            if any(path.startswith(below) for path in reported):
+                continue
+        elif consumer is None and magnitude < ANYWHERE_FACTOR:
             continue
+        reported.append(node.path)
         yield _finding(plan, node, consumer, magnitude, under)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -29,10 +30,40 @@ class Severity(Enum):
 
 @dataclass(frozen=True, slots=True)
 class TableFacts:
-    """What the catalog says about a table, for rules that need more than the plan."""
+    """What the catalog says about a table, for rules that need more than the plan.
 
-    estimated_rows: float
+    The statistics fields come from ``pg_stat_all_tables`` and ``pg_stats``; they are None
+    when unknown (offline, or a table the statistics views do not cover), and rules that
+    need them stay silent then.
+    """
+
+    estimated_rows: float  # pg_class.reltuples: what the planner believes (-1: never counted)
     total_bytes: int
+    #: ``n_live_tup``: the statistics system's running count of live rows.
+    live_rows: float | None = None
+    #: ``n_mod_since_analyze``: rows inserted, updated or deleted since the last ANALYZE.
+    mod_since_analyze: float | None = None
+    #: The later of ``last_analyze`` and ``last_autoanalyze``; None when neither is known.
+    last_analyzed: datetime | None = None
+    #: Whether ``pg_stats`` holds column statistics for the table (it was analyzed once).
+    has_column_stats: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKeyFacts:
+    """A foreign key as ``pg_constraint`` describes it, to explain slow constraint triggers."""
+
+    name: str
+    #: The referencing table (the one with the foreign key columns), named as table_name does.
+    table: str
+    columns: tuple[str, ...]
+    #: The referenced table (the one whose key is referenced).
+    referenced_table: str
+    referenced_columns: tuple[str, ...]
+    #: A valid index on ``table`` whose leading key columns are ``columns`` (any order);
+    #: None when there is none, which makes every delete or key update on the referenced
+    #: table scan the referencing table.
+    index: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +74,8 @@ class RuleContext:
     tables: Mapping[str, TableFacts] = field(default_factory=dict)
     #: The statement the plan is for, when known (rules that read the query's shape).
     sql: str | None = None
+    #: Foreign keys named by the plan's constraint triggers, keyed by constraint name.
+    foreign_keys: Mapping[str, ForeignKeyFacts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
