@@ -45,8 +45,8 @@ def test_plan_matches_its_golden(path: Path) -> None:
         assert plan.total_ms is None
     else:
         assert plan.total_ms == pytest.approx(golden["total_ms"], abs=0.001)
-    found = sorted((f.rule, f.node_path) for f in run_rules(plan))
-    expected = sorted((f["rule"], f["node"]) for f in golden["findings"])
+    found = sorted((f.rule, f.node_path or "") for f in run_rules(plan))
+    expected = sorted((f["rule"], f["node"] or "") for f in golden["findings"])
     assert found == expected
 
 
