@@ -386,3 +386,22 @@ def test_rules_markdown(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for rule in RULES:
         assert f"| `{rule.id}` | {rule.title} |" in out
+
+
+def test_json_io_timing_and_removed_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    # Corpus 33: the Sort and the Append show I/O Timings read=1116.067, the scans 39.730
+    # and 1076.337: the reads are the scans' own.
+    sort = run_json(capsys, str(CORPUS / "33_pev2_external-sort_work_mem-1MB_psql-noise.txt"))
+    by_path = nodes(sort["plan"])
+    assert (by_path["0"]["io_read_ms"], by_path["0"]["exclusive_io_read_ms"]) == (1116.067, 0.0)
+    assert by_path["0.0.1"]["exclusive_io_read_ms"] == 1076.337
+    # Corpus 41: the bitmap heap scan kept 124,468 rows and its recheck threw away
+    # 14,687,029: 99.16% of the 14,811,497 rows it read.
+    lossy = nodes(
+        run_json(capsys, str(CORPUS / "41_pev2_initplan-lossy-bitmap_14M-rechecked.txt"))["plan"]
+    )
+    scan = lossy["0.0.0"]
+    assert scan["rows_removed_by_index_recheck"] == 14_687_029
+    assert scan["removed_share"] == round(14_687_029 / 14_811_497, 4)
+    # 10 rows estimated, 124,468 found: a factor of 12,446.8, kept to 4 significant digits.
+    assert lossy["0.1"]["estimate_factor"] == 12450.0

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from explainer.errors import InputError, PlanParseError
-from explainer.plan import Buffers, Plan, PlanNode, compute_metrics, parse_json_plan
+from explainer.plan import Buffers, Plan, PlanNode, compute_metrics, parse_json_plan, parse_plan
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "plans"
 CORPUS_JSON = sorted(CORPUS.glob("*.json"))
@@ -606,7 +606,9 @@ def test_exclusive_buffers_subtract_children_and_clamp() -> None:
         (1, 1000, 1, 1.0),  # per-loop figures on both sides
         (0, 1, 50, 0.02),  # no rows counts as one: 1 / 50
         (0, 1, 1, 1.0),
-        (0.4, 10, 1, 0.4),  # PostgreSQL 18 fractional rows: 4 rows / 10 planned
+        (0.4, 10, 1, 1.0),  # PostgreSQL 18 fractional rows: under one row per loop, as planned
+        (0, 537, 1, 1.0),  # 537 empty loops of a 1-row estimate are no error (pev2: 537x)
+        (30, 100, 2, 15.0),  # per loop: 30 / 2
     ],
 )
 def test_estimate_factor(rows: float, loops: float, plan_rows: float, factor: float) -> None:
@@ -834,7 +836,7 @@ def test_parse_errors(source: Any, message: str) -> None:
 
 
 def corpus_plan(name: str) -> Plan:
-    return parse_json_plan((CORPUS / name).read_text())
+    return parse_plan((CORPUS / name).read_bytes())
 
 
 def test_corpus_is_present() -> None:
@@ -982,3 +984,62 @@ def test_corpus_09_not_analyzed() -> None:
     assert not plan.analyzed
     assert plan.root.inclusive_ms == 0 and plan.root.estimate_factor is None
     assert plan.root.filter == "(relkind = ANY ('{r,p}'::\"char\"[]))"
+
+
+def test_exclusive_io_timing_corpus_33() -> None:
+    # Sort > Append > two Seq Scans; I/O Timings read= 1116.067 on the Sort and the Append,
+    # 39.730 and 1076.337 on the scans: the reads happened in the scans (39.730 + 1076.337
+    # = 1116.067), so the Sort and the Append read nothing themselves.
+    plan = corpus_plan("33_pev2_external-sort_work_mem-1MB_psql-noise.txt")
+    assert [n.io_read_ms for n in plan.walk()] == [1116.067, 1116.067, 39.73, 1076.337]
+    assert [n.exclusive_io_read_ms for n in plan.walk()] == [0.0, 0.0, 39.73, 1076.337]
+
+
+def test_io_timing_of_every_buffer_kind_is_summed() -> None:
+    # PG17 "I/O Timings: shared write=23.77, local write=25.997, temp read=324" (corpus 38).
+    plan = corpus_plan("38_pev2_io-timings_pg17-split-scopes.txt")
+    assert plan.root.io_read_ms == 324.0
+    assert plan.root.io_write_ms == pytest.approx(23.77 + 25.997)
+
+
+def test_io_timing_follows_an_initplan_to_its_consumer() -> None:
+    # The Index Scan needs $0, so the InitPlan ran inside it: its 2.2 ms of reads hold the
+    # InitPlan's 2.0 and 0.2 of its own; the Result's 2.5 hold the Index Scan's 2.2.
+    scan = node(
+        "Index Scan",
+        2.5,
+        Parent_Relationship="Outer",
+        Index_Cond="(id = $0)",
+        **{"I/O Read Time": 2.2},
+    )
+    initplan = node(
+        "Seq Scan",
+        2.0,
+        Parent_Relationship="InitPlan",
+        Subplan_Name="InitPlan 1 (returns $0)",
+        **{"I/O Read Time": 2.0},
+    )
+    plan = parse_json_plan(
+        doc(node("Result", 3.0, plans=[initplan, scan], **{"I/O Read Time": 2.5}))
+    )
+    assert plan.node("0.0").exclusive_io_read_ms == 2.0
+    assert plan.node("0.1").exclusive_io_read_ms == pytest.approx(0.2)
+    assert plan.root.exclusive_io_read_ms == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    ("fields", "removed", "share"),
+    [
+        ({"Rows_Removed_by_Filter": 90.0}, 900.0, 0.9),  # 90 of 100 per loop, 10 loops
+        ({"Rows_Removed_by_Index_Recheck": 40.0}, 400.0, 0.8),
+        ({"Rows_Removed_by_Filter": 5.0, "Rows_Removed_by_Join_Filter": 5.0}, 100.0, 0.5),
+        ({}, None, None),
+    ],
+)
+def test_rows_removed_share(
+    fields: dict[str, float], removed: float | None, share: float | None
+) -> None:
+    source = doc(node("Seq Scan", 1.0, loops=10, rows=10, **fields))
+    scan = parse_json_plan(source).root
+    assert scan.rows_removed_total == removed
+    assert scan.removed_share == (None if share is None else pytest.approx(share))

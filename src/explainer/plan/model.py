@@ -57,7 +57,7 @@ class Buffers:
         return tuple(getattr(self, name) for name in BUFFER_FIELDS)
 
     @classmethod
-    def from_tuple(cls, values: tuple[int, ...] | list[int]) -> Buffers:
+    def from_tuple(cls, values: tuple[int, ...] | list[int] | list[float]) -> Buffers:
         """Inverse of :meth:`as_tuple`; negative values are clamped to 0."""
         return cls(*(max(0, int(v)) for v in values))
 
@@ -176,6 +176,14 @@ class PlanNode:
     #: Number of processes whose summed time the node's figures hold (1 outside a parallel
     #: section; launched workers + leader under a Gather). Computed by the parser.
     parallel_processes: int = 1
+    #: Time spent reading and writing blocks (track_io_timing), shared + local + temp, as
+    #: printed: inclusive of children and summed over loops and processes, like buffers.
+    io_read_ms: float = 0.0
+    io_write_ms: float = 0.0
+    #: The same with the children's (and consumed InitPlans'/CTEs') I/O removed, as
+    #: ``exclusive_buffers``. Computed by the parser.
+    exclusive_io_read_ms: float = 0.0
+    exclusive_io_write_ms: float = 0.0
 
     @property
     def never_executed(self) -> bool:
@@ -198,20 +206,41 @@ class PlanNode:
 
     @property
     def estimate_factor(self) -> float | None:
-        """Actual rows / planned rows over all loops: > 1 means the planner under-estimated.
+        """Actual rows / planned rows per loop: > 1 means the planner under-estimated.
 
-        Both sides below one row count as one, so an estimate of 1 for an empty result is
-        "right" rather than infinitely wrong. None when the plan was not analyzed, when the
-        node never ran (no evidence either way) or when the plan has no row estimates
-        (COSTS OFF).
+        Per loop, because that is what the planner estimates (an inner index scan's
+        "rows=1" is per outer row). Both sides below one row count as one, so an estimate
+        of 1 for an empty result is "right" rather than infinitely wrong, and 537 empty
+        loops of a 1-row estimate are not a 537x error (pev2 compares totals and says
+        they are). None when the plan was not analyzed, when the node never ran (no
+        evidence either way) or when the plan has no row estimates (COSTS OFF).
         """
-        total = self.total_rows
-        planned = self.planned_total_rows
-        if total is None or planned is None or self.never_executed:
+        if self.actual_rows is None or self.actual_loops is None or self.never_executed:
             return None
         if self.raw and "Plan Rows" not in self.raw:
             return None
-        return max(total, 1.0) / max(planned, 1.0)
+        return max(self.actual_rows, 1.0) / max(self.plan_rows, 1.0)
+
+    @property
+    def rows_removed_total(self) -> float | None:
+        """Rows read and then thrown away, over all loops: by the Filter, the Join Filter
+        and the recheck of a lossy bitmap. None when the node printed none of them."""
+        parts = [
+            self.rows_removed_by_filter_total,
+            self.rows_removed_by_join_filter_total,
+            self.rows_removed_by_index_recheck_total,
+        ]
+        known = [p for p in parts if p is not None]
+        return sum(known) if known else None
+
+    @property
+    def removed_share(self) -> float | None:
+        """Rows thrown away as a share of the rows the node read (kept + removed)."""
+        removed = self.rows_removed_total
+        kept = self.total_rows
+        if removed is None or kept is None or removed + kept == 0:
+            return None
+        return removed / (removed + kept)
 
     @property
     def rows_removed_by_filter_total(self) -> float | None:

@@ -300,7 +300,29 @@ def _build_node(obj: dict[str, Any], path: str) -> PlanNode:
         operation=_opt_str(obj, "Operation"),
         cte_name=_opt_str(obj, "CTE Name"),
         parallel_aware=obj.get("Parallel Aware") is True,
+        io_read_ms=_io_ms(obj, _IO_READ_KEYS, where),
+        io_write_ms=_io_ms(obj, _IO_WRITE_KEYS, where),
     )
+
+
+#: I/O timing keys: one pair up to PostgreSQL 16, split by buffer kind from 17 (16 has
+#: "Temp I/O Read Time" beside the shared/local pair). Only one generation appears per node.
+_IO_READ_KEYS = (
+    "I/O Read Time",
+    "Shared I/O Read Time",
+    "Local I/O Read Time",
+    "Temp I/O Read Time",
+)
+_IO_WRITE_KEYS = (
+    "I/O Write Time",
+    "Shared I/O Write Time",
+    "Local I/O Write Time",
+    "Temp I/O Write Time",
+)
+
+
+def _io_ms(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> float:
+    return round(sum(_opt_float(obj, key, where) or 0.0 for key in keys), 6)
 
 
 def _opt_str(obj: dict[str, Any], key: str) -> str | None:
@@ -351,14 +373,14 @@ def compute_metrics(plan: Plan) -> None:
     # Signed working values, keyed by id(node); clamped only at the end so that the
     # attribution steps can see how much time a node still has to give.
     time_left: dict[int, float] = {}
-    blocks_left: dict[int, list[int]] = {}
+    blocks_left: dict[int, list[float]] = {}
     for node in nodes:
         t = node.inclusive_ms
-        b = list(node.buffers.as_tuple())
+        b = _work(node)
         for child in node.children:
             if _kind(child) in (_CHILD, _SUBPLAN):
                 t -= child.inclusive_ms
-                _subtract(b, child.buffers.as_tuple())
+                _subtract(b, _work(child))
         time_left[id(node)] = t
         blocks_left[id(node)] = b
 
@@ -368,7 +390,7 @@ def compute_metrics(plan: Plan) -> None:
         # What a node can still give: time when the plan has it, else blocks.
         if timed:
             return time_left[id(node)]
-        return float(sum(max(0, v) for v in blocks_left[id(node)]))
+        return float(sum(max(0, v) for v in blocks_left[id(node)][: len(BUFFER_FIELDS)]))
 
     def need(node: PlanNode) -> float:
         return node.inclusive_ms if timed else float(node.buffers.total)
@@ -380,7 +402,7 @@ def compute_metrics(plan: Plan) -> None:
                 continue
             consumer = _initplan_consumer(parent, child, room, need(child))
             time_left[id(consumer)] -= child.inclusive_ms
-            _subtract(blocks_left[id(consumer)], child.buffers.as_tuple())
+            _subtract(blocks_left[id(consumer)], _work(child))
 
     # Then CTEs, into their scans, fullest scan first.
     for parent in nodes:
@@ -400,17 +422,20 @@ def compute_metrics(plan: Plan) -> None:
                 take = min(remaining, max(0.0, time_left[id(scan)]))
                 time_left[id(scan)] -= take
                 remaining -= take
-            blocks = list(child.buffers.as_tuple())
+            blocks = _work(child)
             for scan in scans:
                 left = blocks_left[id(scan)]
                 for i, amount in enumerate(blocks):
-                    take_blocks = min(amount, max(0, left[i]))
+                    take_blocks = min(amount, max(0.0, left[i]))
                     left[i] -= take_blocks
                     blocks[i] -= take_blocks
 
     for node in nodes:
         node.exclusive_ms = round(max(0.0, time_left[id(node)]), 6)
-        node.exclusive_buffers = Buffers.from_tuple(blocks_left[id(node)])
+        left = blocks_left[id(node)]
+        node.exclusive_buffers = Buffers.from_tuple(left[: len(BUFFER_FIELDS)])
+        node.exclusive_io_read_ms = round(max(0.0, left[-2]), 6)
+        node.exclusive_io_write_ms = round(max(0.0, left[-1]), 6)
 
 
 def _kind(node: PlanNode) -> str:
@@ -478,7 +503,13 @@ def _absorb_children(node: PlanNode) -> None:
         node.inclusive_ms = round(children_ms, 6)
 
 
-def _subtract(into: list[int], values: tuple[int, ...]) -> None:
+def _work(node: PlanNode) -> list[float]:
+    """The node's buffer counters followed by its I/O read and write times: the figures
+    that are attributed to nodes the same way (children, InitPlan consumers, CTE scans)."""
+    return [*node.buffers.as_tuple(), node.io_read_ms, node.io_write_ms]
+
+
+def _subtract(into: list[float], values: list[float]) -> None:
     for i, value in enumerate(values):
         into[i] -= value
 

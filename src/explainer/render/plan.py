@@ -140,7 +140,7 @@ def node_figures(node: PlanNode, plan: Plan) -> dict[str, Any]:
         "rows": _number(node.actual_rows),
         "loops": _number(node.actual_loops),
         "total_rows": _number(node.total_rows),
-        "estimate_factor": None if factor is None else round(factor, 3),
+        "estimate_factor": None if factor is None else float(f"{factor:.4g}"),
         "actual_total_ms": _ms(node.actual_total_ms),
         "inclusive_ms": _ms(node.inclusive_ms) if timed else None,
         "exclusive_ms": _ms(node.exclusive_ms) if timed else None,
@@ -148,10 +148,17 @@ def node_figures(node: PlanNode, plan: Plan) -> dict[str, Any]:
         "never_executed": node.never_executed,
         "parallel_processes": node.parallel_processes,
         "rows_removed_by_filter": _number(node.rows_removed_by_filter_total),
+        "rows_removed_by_join_filter": _number(node.rows_removed_by_join_filter_total),
+        "rows_removed_by_index_recheck": _number(node.rows_removed_by_index_recheck_total),
+        "removed_share": None if node.removed_share is None else round(node.removed_share, 4),
         "filter": node.filter,
         "index_cond": node.index_cond,
         "buffers": _buffers(node.buffers),
         "exclusive_buffers": _buffers(node.exclusive_buffers),
+        "io_read_ms": _ms(node.io_read_ms),
+        "io_write_ms": _ms(node.io_write_ms),
+        "exclusive_io_read_ms": _ms(node.exclusive_io_read_ms),
+        "exclusive_io_write_ms": _ms(node.exclusive_io_write_ms),
     }
 
 
