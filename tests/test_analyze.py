@@ -80,6 +80,14 @@ def test_selective_filter_gets_a_measured_index(
     assert evidence["method"] == "rollback"
     assert evidence["index_used"] is True
     assert evidence["after_ms"] * 10 <= evidence["before_ms"], evidence
+    # The node that explains the gain, matched as `explainer plan --compare` matches it.
+    change = evidence["per_query"][0]["plan_change"]
+    assert "Seq Scan on events" in change["before"]
+    assert change["after"] in (
+        "Index Scan using ix_events_account_id on events",
+        "Bitmap Heap Scan on events",  # over a Bitmap Index Scan on the new index
+    )
+    assert change["exclusive_after_ms"] < change["exclusive_before_ms"]
     assert suggestion["sql"] == (
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_events_account_id ON events (account_id);"
     )

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Literal
 
 from explainer.plan import Plan
+from explainer.plan.compare import PlanComparison, compare_plans
 
 #: PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
 MAX_IDENTIFIER_BYTES = 63
@@ -95,6 +96,14 @@ class Evidence:
     index_used: bool = False
     before_plan: Plan | None = field(default=None, repr=False)
     after_plan: Plan | None = field(default=None, repr=False)
+
+    @property
+    def comparison(self) -> PlanComparison | None:
+        """The before and after plans with their nodes matched (the model behind
+        ``explainer plan --compare``): which node changed and which explains the gain."""
+        if self.before_plan is None or self.after_plan is None:
+            return None
+        return compare_plans(self.before_plan, self.after_plan)
 
     @property
     def speedup(self) -> float | None:

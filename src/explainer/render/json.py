@@ -11,6 +11,7 @@ from typing import Any
 
 from explainer.advise.model import Evidence, IndexSuggestion, NoSuggestion
 from explainer.plan import Plan
+from explainer.plan.labels import node_label
 from explainer.render.sql import index_sql
 from explainer.render.sqlalchemy import index_declaration, table_args_declaration
 from explainer.report import QueryReport, Report
@@ -94,6 +95,24 @@ def _evidence_dict(query_id: str, evidence: Evidence) -> dict[str, Any]:
         "before_cost": _cost(evidence.before_cost),
         "after_cost": _cost(evidence.after_cost),
         "index_used": evidence.index_used,
+        "plan_change": _plan_change(evidence),
+    }
+
+
+def _plan_change(evidence: Evidence) -> dict[str, Any] | None:
+    """The node that explains the before/after difference, as ``explainer plan --compare``
+    names it; None without both plans or without a measured difference."""
+    comparison = evidence.comparison
+    change = comparison.explaining if comparison is not None else None
+    if change is None:
+        return None
+    return {
+        "before": node_label(change.before) if change.before is not None else None,
+        "after": node_label(change.after) if change.after is not None else None,
+        "before_path": change.before.path if change.before is not None else None,
+        "after_path": change.after.path if change.after is not None else None,
+        "exclusive_before_ms": _ms(change.exclusive_before_ms),
+        "exclusive_after_ms": _ms(change.exclusive_after_ms),
     }
 
 

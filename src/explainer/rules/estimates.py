@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from explainer.plan import Plan, PlanNode
+from explainer.plan.labels import short_label
 from explainer.rules.model import Finding, RuleContext, Severity, severity_for_share, table_name
-from explainer.rules.node_common import JOIN_TYPES, describe, executed_nodes, share_of_query
+from explainer.rules.node_common import JOIN_TYPES, executed_nodes, share_of_query
 
 RULE_ID = "row-misestimate"
 
@@ -253,17 +254,17 @@ def _finding(
         what = (
             "its own hash table"
             if consumer is node
-            else f"the {describe(consumer)} above it ({consumer.path})"
+            else f"the {short_label(consumer)} above it ({consumer.path})"
         )
         message = (
-            f"{describe(node)} {rows} ({magnitude:,.0f}x {direction}-estimate), and "
+            f"{short_label(node)} {rows} ({magnitude:,.0f}x {direction}-estimate), and "
             f"{what} was planned for that size: {advice}"
         )
     else:
         saved = 0.0
         share = 0.0
         severity = Severity.LOW
-        message = f"{describe(node)} {rows} ({magnitude:,.0f}x {direction}-estimate): {advice}"
+        message = f"{short_label(node)} {rows} ({magnitude:,.0f}x {direction}-estimate): {advice}"
     return Finding(
         rule=RULE_ID,
         severity=severity,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from explainer.plan import Plan, PlanNode
+from explainer.plan.labels import short_label
 from explainer.rules.model import Finding, RuleContext, severity_for_share, table_name
 from explainer.rules.node_common import (
     MOST_REMOVED_SHARE,
-    describe,
     executed_nodes,
     is_material,
     share_of_query,
@@ -90,7 +90,7 @@ def check(plan: Plan, context: RuleContext) -> Iterator[Finding]:
             rule=RULE_ID,
             severity=severity_for_share(share),
             message=(
-                f"Nested Loop runs {describe(inner)} {loops:,.0f} times, reading "
+                f"Nested Loop runs {short_label(inner)} {loops:,.0f} times, reading "
                 f"{rows_read:,.0f} rows in all, in {saved:,.1f} ms ({share:.0%} of the query):"
                 f" an index on the join key makes each loop a lookup, or a hash join reads the "
                 f"input once (check the outer row estimate and work_mem)"

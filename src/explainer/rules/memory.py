@@ -10,10 +10,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from explainer.plan import Plan, PlanNode
+from explainer.plan.labels import short_label
 from explainer.rules.model import Finding, RuleContext, severity_for_share, table_name
 from explainer.rules.node_common import (
     as_number,
-    describe,
     executed_nodes,
     raw_number,
     share_of_query,
@@ -192,7 +192,7 @@ def _hashagg_spill(plan: Plan, node: PlanNode, multiplier: float) -> Finding | N
         rule=HASH_ID,
         severity=severity_for_share(share),
         message=(
-            f"{describe(node)} (hashed) spilled {disk:,.0f} kB to disk in {batches:,.0f} "
+            f"{short_label(node)} (hashed) spilled {disk:,.0f} kB to disk in {batches:,.0f} "
             f"batches after using {peak:,.0f} kB of memory; it needs about "
             f"{work_mem_text(needed)} of work_mem: {_set_line(needed)}"
         ),
@@ -232,7 +232,7 @@ def check_lossy(plan: Plan, context: RuleContext) -> Iterator[Finding]:
             rule=LOSSY_ID,
             severity=severity_for_share(share),
             message=(
-                f"{describe(node)} went lossy on {lossy:,.0f} of {exact + lossy:,.0f} heap "
+                f"{short_label(node)} went lossy on {lossy:,.0f} of {exact + lossy:,.0f} heap "
                 f"pages and rechecked {rechecked:,.0f} rows it then discarded; an exact bitmap "
                 f"needs about {work_mem_text(needed)} of work_mem: {_set_line(needed)}"
             ),

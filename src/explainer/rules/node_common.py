@@ -72,13 +72,3 @@ def work_mem_text(kb: float) -> str:
     if mb > 1024:
         mb = math.ceil(mb / 256) * 256
     return f"{mb}MB"
-
-
-def describe(node: PlanNode) -> str:
-    """Short node label for messages: "Index Scan on orders", "CTE Scan on q", "Hash Join"."""
-    label = node.node_type
-    if node.relation:
-        label += f" on {node.relation}"
-    elif node.cte_name:
-        label += f" on {node.cte_name}"
-    return label

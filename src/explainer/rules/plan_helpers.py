@@ -30,16 +30,6 @@ def share(part: float, whole: float | None) -> float:
     return min(1.0, part / whole)
 
 
-def node_label(node: PlanNode) -> str:
-    """``Seq Scan on orders`` / ``Hash Join``: how a message names a node."""
-    kind = node.node_type
-    if node.node_type == "ModifyTable" and node.operation:
-        kind = node.operation
-    if node.relation:
-        return f"{kind} on {node.relation}"
-    return kind
-
-
 def modify_table_on(plan: Plan, relation: str | None) -> PlanNode | None:
     """The ModifyTable node writing ``relation``; with no relation, the only ModifyTable."""
     writers = [n for n in plan.walk() if n.node_type == "ModifyTable"]

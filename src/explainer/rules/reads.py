@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from explainer.plan import Plan, PlanNode
+from explainer.plan.labels import short_label
 from explainer.rules.model import Finding, RuleContext, severity_for_share, table_name
-from explainer.rules.plan_helpers import megabytes, node_label, raw_number, share
+from explainer.rules.plan_helpers import megabytes, raw_number, share
 
 RULE_ID = "slow-reads"
 
@@ -88,7 +89,7 @@ def check(plan: Plan, context: RuleContext) -> Iterator[Finding]:
         message=(
             f"Reading {blocks_read:,} blocks ({megabytes(blocks_read)}) from outside "
             f"shared_buffers took {total_read:,.1f} ms ({share_text}{ratio_text}"
-            f"{_speed(per_block)}), {target_ms:,.1f} ms of it in {node_label(target)} "
+            f"{_speed(per_block)}), {target_ms:,.1f} ms of it in {short_label(target)} "
             f"({target_blocks:,} blocks): make the working set fit in shared_buffers, read "
             f"fewer blocks with an index, or warm the cache with pg_prewarm"
         ),

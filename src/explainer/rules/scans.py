@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from explainer.plan import Plan, PlanNode
+from explainer.plan.labels import short_label
 from explainer.rules.joins import repeated_inner_scan
 from explainer.rules.model import Finding, RuleContext, Severity, severity_for_share, table_name
 from explainer.rules.node_common import (
     INDEX_SCAN_TYPES,
     JOIN_TYPES,
     MOST_REMOVED_SHARE,
-    describe,
     executed_nodes,
     filter_counts,
     is_material,
@@ -58,7 +58,7 @@ def check_index_filter(plan: Plan, context: RuleContext) -> Iterator[Finding]:
             rule=INDEX_FILTER_ID,
             severity=severity_for_share(share),
             message=(
-                f"{describe(node)} fetches {kept + removed:,.0f} rows through {index} and its "
+                f"{short_label(node)} fetches {kept + removed:,.0f} rows through {index} and its "
                 f"filter discards {removed:,.0f} ({share_removed:.1%}) in "
                 f"{node.inclusive_ms:,.1f} ms ({share:.0%} of the query): an index that also "
                 f"covers the filtered columns would read only the {kept:,.0f} rows kept"
@@ -230,7 +230,8 @@ def _filter_finding(
         rule=FILTER_ID,
         severity=severity_for_share(share) if time_ms > 0 else Severity.LOW,
         message=(
-            f"{describe(node)}: its {which} removes {removed:,.0f} of {kept + removed:,.0f} rows "
+            f"{short_label(node)}: its {which} removes {removed:,.0f} of "
+            f"{kept + removed:,.0f} rows "
             f"({share_removed:.1%}) in {time_ms:,.1f} ms ({share:.0%} of the query); {advice}"
         ),
         node_path=node.path,
