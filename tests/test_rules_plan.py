@@ -775,3 +775,12 @@ def test_corpus_22_parallel_jit_is_capped() -> None:
     assert finding.details["jit_ms"] == pytest.approx(4331.083)
     assert finding.potential_ms == pytest.approx(1639.241)  # never more than the execution
     assert "summed over the parallel processes" in finding.message
+
+
+def test_every_registered_rule_has_a_section_in_the_docs() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text()
+    headings = {line.strip("# ").strip("`") for line in docs.splitlines() if line.startswith("#")}
+    from explainer.rules import RULES
+
+    assert [rule.id for rule in RULES if rule.id not in headings] == []
+    assert len({rule.id for rule in RULES}) == len(RULES)  # ids are unique
