@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from explainer.plan import parse_json_plan, parse_plan, plan_from_document
-from explainer.rules import Finding, RuleContext, Severity, TableFacts, plan_rules, rule_by_id
+from explainer.rules import (
+    RULES,
+    Finding,
+    RuleContext,
+    Severity,
+    TableFacts,
+    plan_rules,
+    rule_by_id,
+)
 from explainer.rules.model import ForeignKeyFacts
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "plans"
@@ -780,7 +788,5 @@ def test_corpus_22_parallel_jit_is_capped() -> None:
 def test_every_registered_rule_has_a_section_in_the_docs() -> None:
     docs = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text()
     headings = {line.strip("# ").strip("`") for line in docs.splitlines() if line.startswith("#")}
-    from explainer.rules import RULES
-
     assert [rule.id for rule in RULES if rule.id not in headings] == []
     assert len({rule.id for rule in RULES}) == len(RULES)  # ids are unique
