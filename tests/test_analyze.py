@@ -313,8 +313,14 @@ def test_no_analyze_executes_nothing_and_judges_by_estimates(
     events_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, report = analyze_json(
-        capsys, "--dsn", events_dsn, "--no-analyze", "--verify", "rollback",
-        "--query", "SELECT * FROM events WHERE account_id = 4242",
+        capsys,
+        "--dsn",
+        events_dsn,
+        "--no-analyze",
+        "--verify",
+        "rollback",
+        "--query",
+        "SELECT * FROM events WHERE account_id = 4242",
     )
     assert code == 0
     [query] = report["queries"]

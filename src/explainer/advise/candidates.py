@@ -198,9 +198,7 @@ def derive_candidate(sql: str, table: TableInfo) -> IndexCandidate | None:
         columns = _unique(found.join_keys)
     if not columns:
         return None
-    return IndexCandidate(
-        schema=table.schema, table=table.name, columns=tuple(columns[:MAX_KEY_COLUMNS])
-    )
+    return IndexCandidate.of(table.schema, table.name, *columns[:MAX_KEY_COLUMNS])
 
 
 def covering_index(

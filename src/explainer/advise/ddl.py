@@ -11,7 +11,7 @@ import re
 
 from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
-from explainer.advise.model import IndexCandidate
+from explainer.advise.model import IndexCandidate, IndexKey
 
 _BARE = re.compile(r"^[a-z_][a-z0-9_$]*$")
 _KEYWORDS = frozenset(RESERVED_KEYWORDS | COL_NAME_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS)
@@ -24,10 +24,55 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _key(column: str) -> str:
-    if column.endswith(" DESC"):
-        return f"{quote_ident(column.removesuffix(' DESC'))} DESC"
-    return quote_ident(column)
+def key_sql(key: IndexKey) -> str:
+    """One key as CREATE INDEX wants it: a quoted column or a parenthesised expression,
+    then the operator class, the direction and the NULLS order when not the default."""
+    if key.expression:
+        text = key.text if _parenthesised(key.text) or _is_call(key.text) else f"({key.text})"
+    else:
+        text = quote_ident(key.text)
+    return " ".join([text, *_key_options(key)])
+
+
+def _key_options(key: IndexKey) -> list[str]:
+    parts = []
+    if key.opclass:
+        parts.append(key.opclass)
+    if key.descending:
+        parts.append("DESC")
+    if key.nulls_first is True and not key.descending:
+        parts.append("NULLS FIRST")
+    elif key.nulls_first is False and key.descending:
+        parts.append("NULLS LAST")
+    return parts
+
+
+_CALL = re.compile(r"^[a-z_][a-z0-9_.]*\(.*\)$", re.S)
+
+
+def _is_call(text: str) -> bool:
+    """``lower(email)``: a function call needs no extra parentheses in CREATE INDEX."""
+    return bool(_CALL.match(text)) and _balanced_once(text[text.index("(") :])
+
+
+def _parenthesised(text: str) -> bool:
+    return text.startswith("(") and _balanced_once(text)
+
+
+def _balanced_once(text: str) -> bool:
+    """True when the opening parenthesis at ``text[0]`` closes at the very end."""
+    depth = 0
+    quoted = False
+    for i, ch in enumerate(text):
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i == len(text) - 1
+    return False
 
 
 def create_index_sql(
@@ -50,7 +95,7 @@ def create_index_sql(
     parts.append(f"ON {table}")
     if candidate.using != "btree":
         parts.append(f"USING {candidate.using}")
-    parts.append("(" + ", ".join(_key(c) for c in candidate.columns) + ")")
+    parts.append("(" + ", ".join(key_sql(k) for k in candidate.keys) + ")")
     if candidate.include:
         parts.append("INCLUDE (" + ", ".join(quote_ident(c) for c in candidate.include) + ")")
     if candidate.where:

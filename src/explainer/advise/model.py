@@ -39,16 +39,93 @@ def _name_part(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexKey:
+    """One key of an index: a column or an expression, with its order and operator class.
+
+    ``text`` is the column's name (unquoted) or the expression's SQL exactly as the
+    planner must see it to match a predicate (``lower(email)``, ``(payload ->> 'kind')``):
+    an expression index is used only for a predicate on the very same expression.
+    """
+
+    text: str
+    expression: bool = False
+    descending: bool = False
+    #: None: the direction's default (NULLS LAST ascending, NULLS FIRST descending).
+    nulls_first: bool | None = None
+    #: An operator class other than the type's default (``gin_trgm_ops``, ``jsonb_path_ops``).
+    opclass: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> IndexKey:
+        """A key from the short form tests and reports use: ``created_at DESC``,
+        ``lower(email)``, ``name gin_trgm_ops``, ``due NULLS FIRST``."""
+        text = spec.strip()
+        nulls_first: bool | None = None
+        upper = text.upper()
+        if upper.endswith(" NULLS FIRST"):
+            text, nulls_first = text[: -len(" NULLS FIRST")].rstrip(), True
+        elif upper.endswith(" NULLS LAST"):
+            text, nulls_first = text[: -len(" NULLS LAST")].rstrip(), False
+        descending = False
+        if text.upper().endswith(" DESC"):
+            text, descending = text[: -len(" DESC")].rstrip(), True
+        elif text.upper().endswith(" ASC"):
+            text = text[: -len(" ASC")].rstrip()
+        opclass = None
+        head, _, last = text.rpartition(" ")
+        if head and last.endswith("_ops"):
+            text, opclass = head.rstrip(), last
+        expression = not text.replace("_", "a").replace("$", "a").isalnum() or text[:1].isdigit()
+        return cls(text, expression, descending, nulls_first, opclass)
+
+    @property
+    def column(self) -> str | None:
+        """The column's name for a plain column key, None for an expression."""
+        return None if self.expression else self.text
+
+    @property
+    def label(self) -> str:
+        """The key as the report shows it, and as :meth:`parse` reads it back."""
+        parts = [self.text]
+        if self.opclass:
+            parts.append(self.opclass)
+        if self.descending:
+            parts.append("DESC")
+        if self.nulls_first is True and not self.descending:
+            parts.append("NULLS FIRST")
+        elif self.nulls_first is False and self.descending:
+            parts.append("NULLS LAST")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class IndexCandidate:
     """An index that might help; it becomes a suggestion only once verified."""
 
     schema: str
     table: str
-    #: Key columns in order; ``"created_at DESC"`` carries a direction.
-    columns: tuple[str, ...]
+    keys: tuple[IndexKey, ...]
+    #: A partial index's predicate, written so that the planner can prove the query's
+    #: WHERE implies it (the query's own constant, the same operator).
     where: str | None = None
     using: str = "btree"
+    #: Non-key columns stored in the index (``INCLUDE``) for index-only scans.
     include: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        schema: str,
+        table: str,
+        *keys: str | IndexKey,
+        where: str | None = None,
+        using: str = "btree",
+        include: tuple[str, ...] = (),
+    ) -> IndexCandidate:
+        """A candidate from keys in short form: ``IndexCandidate.of("public", "orders",
+        "status", "created_at DESC")``."""
+        parsed = tuple(k if isinstance(k, IndexKey) else IndexKey.parse(k) for k in keys)
+        return cls(schema, table, parsed, where=where, using=using, include=include)
 
     @property
     def qualified_table(self) -> str:
@@ -56,12 +133,28 @@ class IndexCandidate:
         return self.table if self.schema == "public" else f"{self.schema}.{self.table}"
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """Every key in short form (``created_at DESC``, ``lower(email)``): the report's
+        ``columns`` field."""
+        return tuple(key.label for key in self.keys)
+
+    @property
     def column_names(self) -> tuple[str, ...]:
-        return tuple(c.removesuffix(" DESC") for c in self.columns)
+        """Key columns and expressions without direction or operator class."""
+        return tuple(key.text for key in self.keys)
 
     @property
     def name(self) -> str:
-        return index_name(self.table, self.column_names)
+        # A partial index is named after its predicate too, so that it never takes the
+        # name of a full index on the same keys: ix_orders_created_at_where_status_pending.
+        suffix: tuple[str, ...] = ()
+        if self.using != "btree":
+            # ix_docs_title_trgm beside a btree ix_docs_title on the same column.
+            trigram = any(k.opclass and "trgm" in k.opclass for k in self.keys)
+            suffix += ("trgm" if trigram else self.using,)
+        if self.where is not None:
+            suffix += ("where", self.where)
+        return index_name(self.table, self.column_names + suffix)
 
 
 class NoSuggestionReason(Enum):
