@@ -166,6 +166,18 @@ class NoSuggestionReason(Enum):
     NO_GAIN = "no_gain"
     VERIFY_FAILED = "verify_failed"
     UNKNOWN_TABLE = "unknown_table"
+    #: The table is too small for an index to matter (a sequential scan is as fast).
+    SMALL_TABLE = "small_table"
+    #: The filtered column(s) keep too large a share of the rows (pg_stats) to be worth it.
+    LOW_SELECTIVITY = "low_selectivity"
+    #: The statement has $n placeholders and no logged values: it cannot be run to measure.
+    NOT_REPLAYABLE = "not_replayable"
+    #: The index would need an extension that is not installed (pg_trgm for LIKE '%x%').
+    NEEDS_EXTENSION = "needs_extension"
+    #: The table is above the size limit for building a test index (--allow-large).
+    TABLE_TOO_LARGE = "table_too_large"
+    #: The query's cost before any index is below the minimum worth advising on.
+    CHEAP_QUERY = "cheap_query"
 
 
 @dataclass(frozen=True, slots=True)
