@@ -11,8 +11,10 @@ seed, so reruns do not regenerate it.
 
 Then it ingests the file as the pipeline does (``read_input`` then ``build_workload``, or
 ``--jobs N`` byte ranges in worker processes) in a child process, so the generator's memory
-is not counted, and prints MB/s, lines/s, queries/s, CPU time, peak RSS and the number of
-shapes. When ``pgbadger`` is on PATH it parses the same file (or its first
+is not counted, and prints MB/s, lines/s, queries/s, CPU time, peak RSS, the number of
+shapes, whether the hot modules are mypyc-compiled, and the speed of a bare ``for line in
+file`` over the same file in the same process (a reference that makes figures of busy or
+different machines comparable). When ``pgbadger`` is on PATH it parses the same file (or its first
 ``--pgbadger-mb`` MB) single-threaded, and the ratio is printed. Figures are recorded in
 docs/benchmarks.md.
 
@@ -537,11 +539,30 @@ def ensure_log(path: Path, size_mb: int, seed: int) -> tuple[int, int, float]:
 # -- ingestion (in a child process) -------------------------------------------------------
 
 
+def raw_read_seconds(path: str) -> float:
+    """Seconds to iterate over the file's lines as the reader opens it, doing nothing
+    (the best of three passes).
+
+    The reference that makes figures of a busy or slower machine comparable: explainer's
+    MB/s over this one's, measured in the same process just before (it also leaves the file
+    in the page cache, so neither run pays for the disk).
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as lines:
+            for _ in lines:
+                pass
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def ingest(path: str, jobs: int, reader: str) -> dict[str, Any]:
     """Read and group ``path``; the numbers the parent prints. Runs in the child process."""
-    from explainer.capture import PgLogReader, read_input
+    from explainer.capture import PgLogReader, read_input, records
     from explainer.workload import build_workload
 
+    raw_s = raw_read_seconds(path)
     started = time.perf_counter()
     cpu0 = time.process_time()
     if jobs > 1:
@@ -562,6 +583,9 @@ def ingest(path: str, jobs: int, reader: str) -> dict[str, Any]:
     self_usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
+        # mypyc-compiled modules (an extension module's file is not a .py).
+        "compiled": not str(records.__file__).endswith(".py"),
+        "raw_read_s": raw_s,
         "wall_s": wall,
         "cpu_s": time.process_time() - cpu0 + children.ru_utime + children.ru_stime,
         "lines": lines_read,
@@ -728,6 +752,7 @@ def main() -> None:
     result = run_child(path, args.jobs, args.reader, args.profile)
     mb_s = size / MB / result["wall_s"]
     mode = f"--jobs {args.jobs}" if args.jobs > 1 else f"1 process, {args.reader}"
+    mode += ", compiled" if result["compiled"] else ", pure Python"
     print(
         f"explainer: {result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} s CPU ({mode}): "
         f"{mb_s:.1f} MB/s, {result['lines'] / result['wall_s']:,.0f} lines/s, "
@@ -741,6 +766,11 @@ def main() -> None:
             if args.jobs > 1
             else ""
         )
+    )
+    raw_mb_s = size / MB / result["raw_read_s"]
+    print(
+        f"reference: `for line in file` {raw_mb_s:,.0f} MB/s in the same process; "
+        f"explainer is {mb_s / raw_mb_s:.1%} of it"
     )
     if args.no_pgbadger:
         return

@@ -15,6 +15,7 @@ import pytest
 
 from explainer.workload.fingerprint import (
     clear_fingerprint_caches,
+    coarse_key,
     fingerprint,
     fingerprint_uncached,
     shape_key,
@@ -306,3 +307,75 @@ def test_cache_agrees_with_pglast_on_statement_families() -> None:
     trusted = {key for key, value in MODULE._SHAPES.items() if value is not None}
     hits = sum(key in trusted for key in keys) - len(trusted)
     assert hits > len(statements) / 3
+
+
+# -- the coarse key: what makes it safe -------------------------------------------------
+
+
+def _all_tricky() -> list[str]:
+    return [sql for param in TRICKY for sql in param.values[0]]  # type: ignore[union-attr]
+
+
+def _soup(rng: random.Random) -> str:
+    """Random text from the characters that matter to the scanners."""
+    pieces = ["'", "''", "$", "$1", "1", "23", "1234567890", ".", "5", "e", "E", "N", "x",
+              "&", "_", "a", " ", "\n", "/*", "*/", "-", "--", '"', "\\", "é", "in", "(",
+              ",", ")", "[", "]"]  # fmt: skip
+    return "select " + "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 14)))
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["tricky", "random", "families", "soup"],
+)
+def test_coarse_key_reads_as_the_text(source: str) -> None:
+    """The property the coarse cache rests on: the scanner reads a text's coarse key
+    exactly as the text, so one coarse key never covers two shape keys."""
+    rng = random.Random(7)
+    statements = {
+        "tricky": _all_tricky,
+        "random": lambda: [_statement(rng) for _ in range(3000)],
+        "families": lambda: [sql for _ in range(300) for sql in _family(rng, 5)],
+        "soup": lambda: [_soup(rng) for _ in range(20000)],
+    }[source]()
+    keyed = 0
+    for sql in statements:
+        coarse = coarse_key(sql)
+        if coarse is not None:
+            keyed += 1
+            assert shape_key(coarse) == shape_key(sql), (sql, coarse)
+    assert keyed > len(statements) / 5  # the property was tested, not skipped
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "select * from t where a = 12 and b = 'x''y' and c = 1.5",
+            "select * from t where a = 0 and b = '' and c = 0.0",
+        ),
+        ("select a1, t.b2 from t1 where c = $1", "select a1, t.b2 from t1 where c = $1"),
+        ("select 1234567890, 1e5, -7", "select 1234567890, 1e5, -0"),
+        ("select 1 from t /* app='web',route='/x/1' */", "select 0 from t  "),
+        ("select 1 /* a */ from t", None),  # a comment that does not end the text
+        ("select 1 -- x", None),
+        ('select "a" from t', None),
+        ("select E'a\\'b'", None),
+        ("select x'1F'", None),
+        ("select U&'x'", None),
+        ("select $$a$$", None),
+        ("select 'a", None),
+        ("select 'a\x00'", None),
+    ],
+)  # fmt: skip
+def test_coarse_key(sql: str, expected: str | None) -> None:
+    assert coarse_key(sql) == expected
+
+
+def test_coarse_key_serves_literal_variants(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once learnt, texts of a shape are answered by the coarse key, without the scanner."""
+    fingerprint("select * from t where a = 1 and b = 'x' /* route=1 */")
+    monkeypatch.setattr(MODULE, "shape_key", lambda sql: pytest.fail(f"scanned {sql!r}"))
+    for n in range(50):
+        sql = f"select * from t where a = {n} and b = 'v{n}' /* route={n} */"
+        assert fingerprint(sql) == fingerprint_uncached(sql)

@@ -406,3 +406,13 @@ def test_fast_path_counts_lines_and_skips() -> None:
     assert reader.stats.lines_read == len(whole)
     assert reader.stats.queries == len(queries)
     assert reader.stats.skipped == sum(reader.stats.skip_reasons.values())
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_reader_counts_every_query_it_yields(seed: int) -> None:
+    """PgLogReader leaves the counting to the stderr reader (per batch, on both of its
+    paths: a known prefix's fast path, or the tolerant parser's records)."""
+    _, lines = random_log(seed)
+    reader = PgLogReader(lines)
+    queries = list(reader)
+    assert reader.stats.queries == len(queries)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
 from explainer.capture import CapturedQuery, read_input
-from explainer.workload import DurationSample, build_workload, fingerprint, is_utility
+from explainer.workload import (
+    DurationSample,
+    QueryGroup,
+    build_workload,
+    fingerprint,
+    is_utility,
+)
 from explainer.workload.fingerprint import normalise_text, text_fingerprint
 
 CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus" / "logs" / "generated"
@@ -262,3 +269,40 @@ def test_session_order_is_kept_per_transaction_when_asked() -> None:
     assert trace.transactions == [(0, "7:1"), (3, "7:2")]
     assert list(workload.traces["8"].steps) == [2]
     assert build_workload(queries).traces == {}  # off by default: memory is per shape only
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_group_add_agrees_with_the_methods_it_inlines(seed: int) -> None:
+    """QueryGroup.add inlines DurationSample.add, _add_timestamp and _keep_sample for
+    speed: the group must end as those methods, called one by one, leave it."""
+    rng = random.Random(seed)
+    queries = [
+        CapturedQuery(
+            sql=rng.choice(["select 1", "select 2", "select 3", "BEGIN"]),
+            duration_ms=rng.choice([None, rng.random() * 10]),
+            parameters=rng.choice([(), ("a",), ("b",)]),
+            timestamp=rng.choice([None, f"2026-11-01 00:00:{rng.randrange(60):02d}"]),
+            session=rng.choice([None, "1", "2"]),
+        )
+        for _ in range(300)
+    ]
+    group = QueryGroup("x", queries[0], durations=DurationSample(capacity=20))
+    reference = DurationSample(capacity=20)
+    samples: list[CapturedQuery] = []
+    for query in queries:
+        group.add(query)
+        if query.duration_ms is not None:
+            reference.add(query.duration_ms)
+        if len(samples) < 5 and not any(
+            (s.sql, s.parameters) == (query.sql, query.parameters) for s in samples
+        ):
+            samples.append(query)
+    assert (group.durations.seen, group.durations.values) == (reference.seen, reference.values)
+    assert reference.seen > 20  # the full reservoir's path was taken
+    stamps = [query.timestamp for query in queries if query.timestamp is not None]
+    assert (group.first_seen, group.last_seen) == (min(stamps), max(stamps))
+    assert group.samples == samples
+    timed = [query.duration_ms for query in queries if query.duration_ms is not None]
+    assert group.max_ms == max(timed)
+    assert group.total_ms == pytest.approx(sum(timed))
+    assert group.sessions == {"1", "2"}

@@ -304,15 +304,13 @@ class PgLogReader:
         plans = any(PLAN_ENTRY.search(line) for line in head)
         kind, head, everything = _format_of(itertools.chain(head, rest), self.log_format)
         self._assembler = assembler = StatementAssembler(source, stats, plans)
-        queries: Iterator[CapturedQuery]
         if kind == "stderr":
             # The stderr reader feeds the assembler itself, with a fast path for the
             # common records of a known prefix.
             parse = stderr_parser(head, self.log_prefix, source)
-            queries = stderr_queries(enumerate(everything, 1), parse, assembler, stats)
-        else:
-            records = _envelope_records(kind, head, everything, stats, self.log_prefix)
-            queries = assembler.run(records)
-        for query in queries:
+            yield from stderr_queries(enumerate(everything, 1), parse, assembler, stats, True)
+            return
+        records = _envelope_records(kind, head, everything, stats, self.log_prefix)
+        for query in assembler.run(records):
             stats.queries += 1
             yield query

@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from explainer.capture.auto_explain import parse_plan_message
 from explainer.capture.model import CapturedQuery, CaptureStats
@@ -174,7 +175,7 @@ _NO_FAILURE, _COUNTED, _UNCOUNTED = 0, 1, 2
 @dataclass(slots=True)
 class _Plan:
     sql: str
-    plan: object
+    plan: Any  # a plan as logged; Any, not object: mypyc cannot compile the latter here
     ms: float
     record: LogRecord
 

@@ -45,19 +45,36 @@ class WorkloadBuilder:
         key = fingerprint(query.sql)
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = QueryGroup(key, query, is_utility=is_utility(query.sql))
-            self._index[key] = len(self._shapes)
-            self._shapes.append(group)
+            group = self._new_group(key, query)
         group.add(query)
         if self._traces is not None and query.session is not None:
-            trace = self._traces.get(query.session)
-            if trace is None:
-                trace = self._traces[query.session] = SessionTrace(query.session)
-            trace.add(self._index[key], query.transaction)
+            self._trace(query, key)
 
     def add_all(self, queries: Iterable[CapturedQuery]) -> None:
+        """:meth:`add` each query; the loop is :meth:`add` inlined, as it runs per query."""
+        groups = self._groups
+        traces = self._traces
         for query in queries:
-            self.add(query)
+            key = fingerprint(query.sql)
+            group = groups.get(key)
+            if group is None:
+                group = self._new_group(key, query)
+            group.add(query)
+            if traces is not None and query.session is not None:
+                self._trace(query, key)
+
+    def _new_group(self, key: str, query: CapturedQuery) -> QueryGroup:
+        group = self._groups[key] = QueryGroup(key, query, is_utility=is_utility(query.sql))
+        self._index[key] = len(self._shapes)
+        self._shapes.append(group)
+        return group
+
+    def _trace(self, query: CapturedQuery, key: str) -> None:
+        assert self._traces is not None and query.session is not None
+        trace = self._traces.get(query.session)
+        if trace is None:
+            trace = self._traces[query.session] = SessionTrace(query.session)
+        trace.add(self._index[key], query.transaction)
 
     def build(self) -> Workload:
         ordered = sorted(self._shapes, key=heaviest_first)

@@ -74,14 +74,24 @@ def fingerprint(sql: str) -> str:
 
 
 def _fingerprint_by_shape(sql: str) -> str:
+    coarse = coarse_key(sql)
+    if coarse is not None:
+        known = _COARSE.get(coarse)
+        if known is not None:
+            return known
     key = shape_key(sql)
     if key is None:
         return _fingerprint(sql)
     cached = _SHAPES.get(key, "")
     if cached == "":  # not seen yet (a fingerprint is never empty)
-        return _learn_shape(sql, key)
+        value = _learn_shape(sql, key)
+        if coarse is not None and _SHAPES.get(key) is not None:
+            _remember_coarse(coarse, value)
+        return value
     if cached is None:  # a key whose literals are not all constants: no shortcut
         return _fingerprint(sql)
+    if coarse is not None:
+        _remember_coarse(coarse, cached)
     return cached
 
 
@@ -95,10 +105,12 @@ def fingerprint_uncached(sql: str) -> str:
 
 def clear_fingerprint_caches() -> None:
     """Forget every cached fingerprint (tests; a long-lived process between workloads)."""
-    global _shapes_chars
+    global _shapes_chars, _coarse_chars
     _recent_fingerprint.cache_clear()
     _SHAPES.clear()
     _shapes_chars = 0
+    _COARSE.clear()
+    _coarse_chars = 0
 
 
 def _fingerprint(sql: str) -> str:
@@ -174,7 +186,8 @@ _SCAN = re.compile(
     re.DOTALL | re.ASCII,
 )
 _NUMBERS = frozenset(f"number{digit}" for digit in "0123456789") | {"fraction"}
-_SURROGATES = re.compile("[\ud800-\udfff]")
+# Built with chr(): mypyc (which can compile this module) rejects surrogates in literals.
+_SURROGATES = re.compile(f"[{chr(0xD800)}-{chr(0xDFFF)}]")
 # PostgreSQL's whitespace; Python's \s also matches characters its lexer reads as names.
 _WS = r"[ \t\n\r\f\v]"
 _INT32_MAX = 2**31 - 1
@@ -384,6 +397,75 @@ def _byte_offsets(sql: str) -> Callable[[int], int]:
     if sql.isascii():
         return lambda index: index
     return lambda index: len(sql[:index].encode("utf-8"))
+
+
+# -- the coarse-key cache -----------------------------------------------------------------
+#
+# shape_key() costs a regex pass with a Python call per literal. Most texts of a log can be
+# keyed more cheaply: :func:`coarse_key` replaces each plain string by ``''``, each integer
+# of up to nine digits by ``0`` and each ``digits.digits`` by ``0.0``, in three passes with
+# constant replacements (no Python call per literal), and refuses any text where those
+# passes could read tokens differently from ``_SCAN``: quoted identifiers, comments (but a
+# single trailing ``/* ... */``, which the scanner too makes one space), dollar quotes,
+# E/N/B/X/U& strings, unterminated strings, NUL. Each replacement is a token of the same
+# lexer kind as the one it replaces, with the same first and last character class, so
+# ``_SCAN`` reads the coarse key exactly as the text, literal for literal:
+#
+#     shape_key(coarse_key(sql)) == shape_key(sql)      whenever coarse_key(sql) is not None
+#
+# (tests/test_fingerprint_cache.py checks it). Two texts with one coarse key therefore have
+# one shape key, and a coarse key is remembered only once its shape key is trusted. Every
+# other literal (a ten-digit integer, ``1e5``, ``$1``...) stays as written, which only
+# makes more coarse keys, never a wrong one.
+
+_COARSE_STRING = re.compile(r"'[^']*+(?:''[^']*+)*+'")
+# A string right after a lone E, N, B or X, or after &: not a plain string to _SCAN.
+_COARSE_PREFIXED = re.compile(
+    rf"''(?:(?<=&'')|(?<=[bBxXeEnN]'')(?<![{_IDENT_CHAR}][bBxXeEnN]''))", re.ASCII
+)
+_COARSE_DOLLAR = re.compile(r"\$(?!\d)")
+_COARSE_INT = re.compile(rf"\d(?<![{_IDENT_CHAR}.]\d)\d{{0,8}}+(?![{_IDENT_CHAR}.])", re.ASCII)
+_COARSE_FLOAT = re.compile(rf"\d(?<![{_IDENT_CHAR}.]\d)\d*+\.\d++(?![{_IDENT_CHAR}.])", re.ASCII)
+_COARSE: OrderedDict[str, str] = OrderedDict()
+_coarse_chars = 0
+
+
+def coarse_key(sql: str) -> str | None:
+    """``sql`` with plain literals replaced by ``''``, ``0`` and ``0.0``, or None when
+    that cannot be done without a scanner; see the comment above."""
+    if '"' in sql or "--" in sql or "\x00" in sql:
+        return None
+    tail = ""
+    if "/*" in sql:
+        start = sql.rfind("/*")
+        if (
+            not sql.endswith("*/")
+            or sql.find("*/", start + 2) != len(sql) - 2
+            or "/*" in sql[:start]
+        ):
+            return None
+        sql, tail = sql[:start], " "
+    if "$" in sql and _COARSE_DOLLAR.search(sql) is not None:
+        return None
+    if not sql.isascii() and _SURROGATES.search(sql):
+        return None
+    key = _COARSE_STRING.sub("''", sql)
+    # One quote left over is a string that never ends (the regex pairs all others).
+    if key.count("'") & 1 or (key is not sql and _COARSE_PREFIXED.search(key) is not None):
+        return None
+    key = _COARSE_INT.sub("0", key)
+    if "." in key:
+        key = _COARSE_FLOAT.sub("0.0", key)
+    return key + tail
+
+
+def _remember_coarse(coarse: str, value: str) -> None:
+    global _coarse_chars
+    _COARSE[coarse] = value
+    _coarse_chars += len(coarse)
+    while len(_COARSE) > _SHAPE_CACHE_ENTRIES or _coarse_chars > _SHAPE_CACHE_CHARS:
+        old, _ = _COARSE.popitem(last=False)
+        _coarse_chars -= len(old)
 
 
 def text_fingerprint(sql: str) -> str:

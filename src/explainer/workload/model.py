@@ -126,8 +126,10 @@ class QueryGroup:
         """Count one record (one execution, or ``query.calls`` for an aggregate row).
 
         This runs once per statement of a log, so it is written for speed: the example's
-        rank is kept rather than recomputed, and a query's own rank (a regex search) is
-        computed only when it could beat the example.
+        rank is kept rather than recomputed, a query's own rank (a regex search) is
+        computed only when it could beat the example, and :meth:`DurationSample.add`,
+        :meth:`_add_timestamp` and :meth:`_keep_sample` are inlined (a method call costs
+        as much as their work); tests/test_workload.py checks that they agree.
         """
         calls = query.calls
         self.calls += calls
@@ -137,13 +139,38 @@ class QueryGroup:
             # An aggregate row (pg_stat_statements) adds its total and its mean per call.
             per_call = ms if calls == 1 else ms / max(calls, 1)
             self.timed_calls += calls
-            self.total_ms = ms if self.total_ms is None else self.total_ms + ms
-            if self.max_ms is None or per_call > self.max_ms:
+            total = self.total_ms
+            self.total_ms = ms if total is None else total + ms
+            most = self.max_ms
+            if most is None or per_call > most:
                 self.max_ms = per_call
-            self.durations.add(per_call)
-        self._add_timestamp(query.timestamp)
-        if query.session is not None and len(self.sessions) < MAX_SESSIONS:
-            self.sessions.add(query.session)
+            # DurationSample.add
+            durations = self.durations
+            durations.seen = seen = durations.seen + 1
+            values = durations.values
+            capacity = durations.capacity
+            if len(values) < capacity:
+                values.append(per_call)
+            else:
+                rng = durations.rng
+                if rng is None:
+                    rng = durations.rng = random.Random(0)
+                slot = int(rng.random() * seen)
+                if slot < capacity:
+                    values[slot] = per_call
+        timestamp = query.timestamp
+        if timestamp is not None:
+            first = self.first_seen
+            if first is None or timestamp < first:
+                self.first_seen = timestamp
+            last = self.last_seen
+            if last is None or timestamp > last:
+                self.last_seen = timestamp
+        session = query.session
+        if session is not None:
+            sessions = self.sessions
+            if len(sessions) < MAX_SESSIONS:
+                sessions.add(session)
         current = self._example_rank
         if current is None:
             current = self._example_rank = example_rank(self.example)
@@ -151,7 +178,14 @@ class QueryGroup:
             rank = example_rank(query)
             if rank > current:
                 self.example, self._example_rank = query, rank
-        self._keep_sample(query)
+        samples = self.samples
+        if len(samples) < MAX_SAMPLES:  # _keep_sample
+            sql, parameters = query.sql, query.parameters
+            for sample in samples:
+                if sample.sql == sql and sample.parameters == parameters:
+                    break
+            else:
+                samples.append(query)
 
     def _keep_sample(self, query: CapturedQuery) -> None:
         """Keep up to :data:`MAX_SAMPLES` executions with distinct text or values."""
