@@ -186,6 +186,8 @@ class NoSuggestion:
     detail: str
     table: str | None = None
     candidate: IndexCandidate | None = None
+    #: For ``already_indexed``: the existing index that already serves the query.
+    existing: str | None = None
 
 
 @dataclass(slots=True)
