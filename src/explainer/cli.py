@@ -20,6 +20,8 @@ from pathlib import Path
 from rich.console import Console
 
 from explainer import __version__
+from explainer.advise.indexes import parse_size
+from explainer.advise.verify import DEFAULT_MAX_VERIFY_TABLE_BYTES, DEFAULT_MIN_COST
 from explainer.capture import CapturedQuery, CaptureStats, open_input, read_input, read_sql_text
 from explainer.capture.pglog import read_lines
 from explainer.db.connection import connect
@@ -132,7 +134,57 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         metavar="SHARE",
         help="keep an index only if it saves at least this share (default: 0.5)",
     )
+    run.add_argument(
+        "--min-cost",
+        type=_cost,
+        default=DEFAULT_MIN_COST,
+        metavar="COST",
+        help="advise no index for a statement whose plan costs less (default: 100, as Dexter)",
+    )
+    run.add_argument(
+        "--max-verify-table-size",
+        type=_size,
+        default=DEFAULT_MAX_VERIFY_TABLE_BYTES,
+        metavar="SIZE",
+        help="build no test index (rollback verification) on a table larger than SIZE "
+        "(default: 1GB)",
+    )
+    run.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="verify on tables above --max-verify-table-size too (the build locks out writes "
+        "to the table while it runs)",
+    )
+    run.add_argument(
+        "--max-indexes",
+        type=_count,
+        metavar="N",
+        help="suggest at most N indexes: the set that saves the most workload time",
+    )
+    run.add_argument(
+        "--max-size",
+        type=_size,
+        metavar="SIZE",
+        help="suggest indexes whose estimated sizes add up to at most SIZE (e.g. 500MB)",
+    )
     _add_selection_options(run)
+
+
+def _cost(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a planner cost: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _count(text: str) -> int:
@@ -360,6 +412,11 @@ def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> Analy
         ),
         verify=args.verify,
         min_gain=args.min_gain,
+        min_cost=args.min_cost,
+        max_verify_table_bytes=args.max_verify_table_size,
+        allow_large=args.allow_large,
+        max_indexes=args.max_indexes,
+        max_size_bytes=args.max_size,
         top=args.top,
         min_calls=args.min_calls,
         min_total_ms=args.min_total_ms,

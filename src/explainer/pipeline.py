@@ -9,20 +9,51 @@ rest of the workload goes on.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Literal
 
+import psycopg
+
+from explainer.advise.consolidate import (
+    Consolidation,
+    IndexFacts,
+    SizeSource,
+    apply_limits,
+    estimate_index_bytes,
+    hot_update_warning,
+    merge_prefixes,
+    query_savings,
+    updated_columns,
+    write_overhead,
+)
+from explainer.advise.ddl import create_index_sql
 from explainer.advise.indexes import VerifyMode, advise_statement
-from explainer.advise.model import IndexCandidate, IndexSuggestion
-from explainer.advise.verify import DEFAULT_MIN_GAIN, VerifyOptions
+from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion
+from explainer.advise.removals import find_removals
+from explainer.advise.verify import (
+    DEFAULT_MAX_VERIFY_TABLE_BYTES,
+    DEFAULT_MIN_COST,
+    DEFAULT_MIN_GAIN,
+    VerifyOptions,
+    hypopg_supports,
+    verify_hypopg,
+    verify_rollback,
+)
 from explainer.capture import CapturedQuery
 from explainer.db.catalog import (
     ServerInfo,
     TableInfo,
+    TableWrites,
+    estimated_rows,
     foreign_keys,
+    hypothetical_index_size,
+    index_usage,
     resolve_table,
     server_info,
+    stats_since,
     table_statistics,
+    table_writes,
 )
 from explainer.db.connection import connect, redact_dsn
 from explainer.db.explain import Connection, Execution, ExplainOptions, explain
@@ -43,6 +74,12 @@ class AnalyzeOptions:
     explain: ExplainOptions = field(default_factory=ExplainOptions)
     verify: VerifyChoice = "auto"
     min_gain: float = DEFAULT_MIN_GAIN
+    #: Statements whose plan costs less get ``cheap_query`` (Dexter's minimum initial cost).
+    min_cost: float = DEFAULT_MIN_COST
+    #: The rollback method builds no test index on a larger table (bytes)...
+    max_verify_table_bytes: int = DEFAULT_MAX_VERIFY_TABLE_BYTES
+    #: ...unless allowed (``--allow-large``).
+    allow_large: bool = False
     #: Analyze only the N heaviest shapes...
     top: int | None = None
     #: ...that ran at least this often...
@@ -51,6 +88,10 @@ class AnalyzeOptions:
     min_total_ms: float = 0.0
     #: Explain utility statements too, so that each gets its refusal (pasted SQL).
     include_utility: bool = False
+    #: Suggest at most this many indexes (``--max-indexes``): the set that saves most.
+    max_indexes: int | None = None
+    #: ...whose estimated sizes add up to at most this many bytes (``--max-size``).
+    max_size_bytes: int | None = None
 
 
 def choose_verify_mode(choice: VerifyChoice, server: ServerInfo) -> VerifyMode:
@@ -141,9 +182,7 @@ def analyze_workload(
                 progress(number, len(groups), group)
             entry = _analyze_group(conn, group, options, mode, tables, suggestions)
             report.queries.append(entry)
-        report.suggestions = sorted(
-            suggestions.values(), key=lambda s: _saving(s, report), reverse=True
-        )
+        _consolidate(conn, server, mode, options, workload, groups, tables, report, suggestions)
     return report
 
 
@@ -178,7 +217,13 @@ def _analyze_group(
             entry.findings,
             plan_tables,
             mode=mode,
-            options=VerifyOptions(explain=options.explain, min_gain=options.min_gain),
+            options=VerifyOptions(
+                explain=options.explain,
+                min_gain=options.min_gain,
+                min_cost=options.min_cost,
+                max_table_bytes=options.max_verify_table_bytes,
+                allow_large=options.allow_large,
+            ),
         )
     except ExplainerError as exc:
         entry.error = str(exc)
@@ -239,18 +284,107 @@ def _replay_values(query: CapturedQuery) -> tuple[str | None, ...] | None:
     return query.parameters
 
 
-def _saving(suggestion: IndexSuggestion, report: Report) -> tuple[float, float]:
-    """What a suggestion saves across the workload: calls x saving per call.
+def _consolidate(
+    conn: Connection,
+    server: ServerInfo,
+    mode: VerifyMode,
+    options: AnalyzeOptions,
+    workload: Workload,
+    groups: list[QueryGroup],
+    tables: _TableCache,
+    report: Report,
+    suggestions: dict[IndexCandidate, IndexSuggestion],
+) -> None:
+    """The workload-wide view (advise/consolidate.py): merge prefixes, size each index,
+    weigh its writes, choose under ``--max-indexes``/``--max-size``; then what to drop."""
+    by_id = {g.fingerprint: g for g in groups}
 
-    Measured time first; planner cost (HypoPG, or writes not executed) breaks ties and
-    ranks suggestions that have no measured time.
-    """
+    def reverify(query_id: str, candidate: IndexCandidate) -> Evidence | str:
+        group = by_id.get(query_id)
+        if mode == "none":
+            return "candidates are not verified (--verify none)"
+        if group is None:
+            return "the query is not in this analysis"
+        info = tables.get(candidate.qualified_table)
+        verify_options = _verify_options(options)
+        try:
+            execution = Execution(check_statement(group.example.sql), _replay_values(group.example))
+            if mode == "hypopg" and hypopg_supports(candidate):
+                return verify_hypopg(conn, execution, candidate, verify_options)
+            too_large = info is not None and info.total_bytes > options.max_verify_table_bytes
+            if too_large and not options.allow_large:
+                return f"{candidate.qualified_table} is above the size limit for a test index"
+            return verify_rollback(conn, execution, candidate, verify_options)
+        except ExplainerError as exc:
+            return str(exc)
+
+    consolidation = Consolidation(
+        max_indexes=options.max_indexes, max_size_bytes=options.max_size_bytes
+    )
+    kept, consolidation.merges, consolidation.kept_apart = merge_prefixes(
+        suggestions.values(), reverify, options.min_gain
+    )
     calls = {q.id: q.calls for q in report.queries}
-    saved_ms = saved_cost = 0.0
-    for query_id, evidence in suggestion.evidence.items():
-        weight = calls.get(query_id, 1)
-        if evidence.before_ms is not None and evidence.after_ms is not None:
-            saved_ms += weight * (evidence.before_ms - evidence.after_ms)
-        if evidence.after_cost is not None:
-            saved_cost += weight * (evidence.before_cost - evidence.after_cost)
-    return saved_ms, saved_cost
+    execution_ms = {q.id: q.execution_ms for q in report.queries}
+    savings, consolidation.unit = query_savings(kept, calls, execution_ms)
+    writes = table_writes(conn, ((s.candidate.schema, s.candidate.table) for s in kept))
+    updated = updated_columns((g.example.sql, g.calls) for g in workload.groups)
+    for suggestion in kept:
+        candidate = suggestion.candidate
+        table_writes_ = writes.get((candidate.schema, candidate.table))
+        info = tables.get(candidate.qualified_table)
+        size, source = _index_size(conn, server, candidate, table_writes_, info)
+        warning, hot_columns = hot_update_warning(
+            candidate,
+            table_writes_,
+            updated.get(candidate.table, {}),
+            info.columns if info is not None else (),
+        )
+        consolidation.facts[candidate] = IndexFacts(
+            size_bytes=size,
+            size_source=source,
+            serves=savings[candidate],
+            write=write_overhead(candidate, table_writes_, bool(hot_columns))
+            if table_writes_ is not None
+            else None,
+            hot_update_warning=warning,
+            hot_update_columns=hot_columns,
+            replaces=[m.absorbed for m in consolidation.merges if m.into == candidate],
+        )
+    report.suggestions = apply_limits(kept, consolidation)
+    report.consolidation = consolidation
+    report.stats_since = stats_since(conn)
+    report.removals = find_removals(index_usage(conn), report.stats_since)
+
+
+def _verify_options(options: AnalyzeOptions) -> VerifyOptions:
+    return VerifyOptions(
+        explain=options.explain,
+        min_gain=options.min_gain,
+        min_cost=options.min_cost,
+        max_table_bytes=options.max_verify_table_bytes,
+        allow_large=options.allow_large,
+    )
+
+
+def _index_size(
+    conn: Connection,
+    server: ServerInfo,
+    candidate: IndexCandidate,
+    writes: TableWrites | None,
+    info: TableInfo | None,
+) -> tuple[int, SizeSource]:
+    """HypoPG's size when it can simulate the index, else the estimate from pg_stats."""
+    if server.has_hypopg and hypopg_supports(candidate):
+        size = hypothetical_index_size(conn, create_index_sql(candidate))
+        if size is not None:
+            return size, "hypopg"
+    rows = writes.reltuples if writes is not None else info.estimated_rows if info else 0.0
+    if rows < 0 and info is not None:
+        rows = info.estimated_rows
+    if candidate.where is not None:
+        # When the predicate cannot be estimated, the whole table's rows: an upper bound.
+        with suppress(psycopg.Error):
+            rows = estimated_rows(conn, candidate.schema, candidate.table, candidate.where)
+    widths = writes.column_widths if writes is not None else {}
+    return estimate_index_bytes(candidate, max(rows, 0.0), widths), "estimate"

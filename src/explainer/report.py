@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from explainer.advise.consolidate import Consolidation
 from explainer.advise.model import IndexSuggestion, NoSuggestion
+from explainer.advise.removals import IndexRemoval
+from explainer.db.catalog import StatsSince
 from explainer.plan import Plan
 from explainer.rules import Finding, Severity
 
@@ -71,8 +74,15 @@ class InputSummary:
 class Report:
     database: DatabaseInfo
     queries: list[QueryReport] = field(default_factory=list)
+    #: The indexes to create: verified, merged across queries, chosen under the limits.
     suggestions: list[IndexSuggestion] = field(default_factory=list)
     inputs: InputSummary = field(default_factory=InputSummary)
+    #: How the suggestions were merged and chosen, and each one's size, saving and writes.
+    consolidation: Consolidation = field(default_factory=Consolidation)
+    #: Existing indexes to drop (never mixed with the suggestions).
+    removals: list[IndexRemoval] = field(default_factory=list)
+    #: Since when the index usage counters behind ``unused`` removals count.
+    stats_since: StatsSince | None = None
 
     @property
     def findings(self) -> list[Finding]:

@@ -6,10 +6,18 @@ Two methods, each with its place:
   the query with EXPLAIN ANALYZE before and after: measured time, the only proof that
   an index helps in a real run. CREATE INDEX takes a SHARE lock on the table for the
   length of the transaction (writes to that table wait), so ``lock_timeout`` and
-  ``statement_timeout`` bound it.
-* **hypopg** creates a hypothetical index (HypoPG) and compares the planner's cost with
+  ``statement_timeout`` bound it, and a size guard keeps it off large tables unless the
+  user allows it (building an index on a 50 GB table to test it is not a check, it is an
+  outage). GIN and GiST candidates are verified this way: HypoPG cannot simulate them.
+* **hypopg** creates hypothetical indexes (HypoPG) and compares the planner's cost with
   plain EXPLAIN: no lock, no build time, but estimates only. HypoPG indexes are invisible
-  to EXPLAIN ANALYZE and are not transactional, so they are dropped explicitly.
+  to EXPLAIN ANALYZE and are not transactional: they live in the backend until dropped.
+  They are created in batches across statements (Dexter's approach): every candidate of
+  a batch is created once, every statement of the batch is explained with all of them in
+  place, and the plan says which one the planner picked (HypoPG names them
+  ``<oid>btree_table_column``). ``hypopg_reset()`` between batches keeps the number alive
+  far below HypoPG's limit (it draws OIDs from a small reserved range: about 2,800 on
+  PostgreSQL 15 before "not more oid available").
 
 Each query is run ``repeats`` times before and after, and the fastest run is kept, so
 that a cold cache on the first run does not flatter the index.
@@ -18,8 +26,10 @@ that a cold cache on the first run does not flatter the index.
 from __future__ import annotations
 
 import hashlib
-from contextlib import suppress
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -40,6 +50,17 @@ from explainer.plan import Plan
 #: A candidate is kept only when it saves at least this share of the query's time (or
 #: cost, when time is not measured). Dexter uses 50% of cost; explainer starts there.
 DEFAULT_MIN_GAIN = 0.5
+#: Statements whose plan costs less than this are not worth an index (Dexter's default).
+DEFAULT_MIN_COST = 100.0
+#: Tables larger than this (pg_total_relation_size) get no test index without --allow-large.
+DEFAULT_MAX_VERIFY_TABLE_BYTES = 1024**3
+#: Hypothetical indexes alive at once; HypoPG runs out of OIDs near 2,800 (PostgreSQL 15).
+DEFAULT_HYPOPG_BATCH = 256
+
+#: Access methods HypoPG can simulate; GIN, GiST and SP-GiST it cannot.
+HYPOPG_METHODS = frozenset({"btree", "brin", "hash", "bloom"})
+
+_HYPO_NAME = re.compile(r"^<(\d+)>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +68,18 @@ class VerifyOptions:
     explain: ExplainOptions
     min_gain: float = DEFAULT_MIN_GAIN
     repeats: int = 2
+    #: Below this plan cost a statement gets ``cheap_query`` and no verification.
+    min_cost: float = DEFAULT_MIN_COST
+    #: The size guard of the rollback method, in bytes...
+    max_table_bytes: int = DEFAULT_MAX_VERIFY_TABLE_BYTES
+    #: ...which ``--allow-large`` lifts.
+    allow_large: bool = False
+    hypopg_batch: int = DEFAULT_HYPOPG_BATCH
+
+
+def hypopg_supports(candidate: IndexCandidate) -> bool:
+    """Whether HypoPG can simulate the candidate (not GIN/GiST: those are built for real)."""
+    return candidate.using in HYPOPG_METHODS
 
 
 def _probe_name(candidate: IndexCandidate) -> str:
@@ -81,73 +114,238 @@ def _runs(conn: Connection, execution: Execution, analyze: bool, repeats: int) -
     return _best(plans)
 
 
-def verify_rollback(
-    conn: Connection, execution: Execution, candidate: IndexCandidate, options: VerifyOptions
-) -> Evidence:
-    """Build the index in a rolled-back transaction and measure the query around it."""
-    analyze = (
+def _analyze(execution: Execution, options: VerifyOptions) -> bool:
+    """EXPLAIN ANALYZE when the user allows it for this statement and it can run."""
+    return (
         options.explain.analyze
         and execution.can_analyze
         and (execution.statement.kind is not StatementKind.WRITE or options.explain.analyze_writes)
     )
-    name = _probe_name(candidate)
-    with rolled_back(
+
+
+def _transaction(conn: Connection, options: VerifyOptions) -> AbstractContextManager[Connection]:
+    return rolled_back(
         conn,
         read_only=False,
         timeout_ms=options.explain.timeout_ms,
         lock_timeout_ms=options.explain.lock_timeout_ms,
-    ):
-        before = _runs(conn, execution, analyze, options.repeats)
+    )
+
+
+def measure(conn: Connection, execution: Execution, options: VerifyOptions) -> Plan:
+    """The statement's plan without any new index, best of ``repeats``: the "before" that
+    every candidate of the statement is compared with."""
+    with _transaction(conn, options):
+        return _runs(conn, execution, _analyze(execution, options), options.repeats)
+
+
+def trigger_ms(plan: Plan, constraint: str) -> float | None:
+    """Time of the constraint's trigger(s) in an analyzed plan, None when not listed."""
+    times = [
+        float(t["Time"])
+        for t in plan.triggers
+        if t.get("Constraint Name") == constraint and isinstance(t.get("Time"), int | float)
+    ]
+    return sum(times) if times else None
+
+
+def verify_rollback(
+    conn: Connection,
+    execution: Execution,
+    candidate: IndexCandidate,
+    options: VerifyOptions,
+    *,
+    before: Plan | None = None,
+    constraint: str | None = None,
+) -> Evidence:
+    """Build the index in a rolled-back transaction and measure the query around it.
+
+    ``before`` is the statement measured without the index (:func:`measure`), shared by
+    the alternatives for one statement; without it, it is measured here first.
+    ``constraint`` names a foreign key whose trigger the index is for: the trigger's own
+    query does not appear in the plan, so "used" means the trigger's time fell.
+    """
+    analyze = _analyze(execution, options)
+    name = _probe_name(candidate)
+    with _transaction(conn, options):
+        if before is None:
+            before = _runs(conn, execution, analyze, options.repeats)
         try:
             conn.execute(create_index_sql(candidate, name=name).encode())
         except psycopg.Error as exc:
             raise query_failed(exc) from None
         after = _runs(conn, execution, analyze, options.repeats)
+    if constraint is not None:
+        old, new = trigger_ms(before, constraint), trigger_ms(after, constraint)
+        used = old is not None and new is not None and new < old
+    else:
+        used = _uses_index(after, name)
     return Evidence(
         method="rollback",
         before_cost=before.root.total_cost,
         after_cost=after.root.total_cost,
         before_ms=before.total_ms if analyze else None,
         after_ms=after.total_ms if analyze else None,
-        index_used=_uses_index(after, name),
+        index_used=used,
         before_plan=before,
         after_plan=after,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HypoItem:
+    """One statement and the candidates it asks HypoPG to judge."""
+
+    execution: Execution
+    candidates: tuple[IndexCandidate, ...]
+
+
+@dataclass(slots=True)
+class HypoResult:
+    """One statement's plans with and without the batch's hypothetical indexes."""
+
+    before: Plan | None = None
+    after: Plan | None = None
+    #: The batch's candidates the "after" plan uses: the statement's own, or another
+    #: statement's that the planner liked better (credited to this statement too).
+    used: tuple[IndexCandidate, ...] = ()
+    #: Why the statement (or a candidate of it) could not be judged.
+    error: str | None = None
+    failed: dict[IndexCandidate, str] = field(default_factory=dict)
+
+    def evidence(self, candidate: IndexCandidate) -> Evidence:
+        assert self.before is not None and self.after is not None
+        return Evidence(
+            method="hypopg",
+            before_cost=self.before.root.total_cost,
+            after_cost=self.after.root.total_cost,
+            index_used=candidate in self.used,
+            before_plan=self.before,
+            after_plan=self.after,
+        )
+
+
+@dataclass(slots=True)
+class HypoStats:
+    """What a batched run did: for tests and the benchmark's account of the advisor."""
+
+    statements: int = 0
+    indexes_created: int = 0
+    batches: int = 0
+
+
+def _batches(items: Sequence[HypoItem], limit: int) -> Iterator[list[int]]:
+    """Consecutive items whose distinct candidates number at most ``limit`` (an item with
+    more than ``limit`` candidates makes a batch of its own)."""
+    batch: list[int] = []
+    distinct: set[IndexCandidate] = set()
+    for number, item in enumerate(items):
+        wanted = distinct | {c for c in item.candidates if hypopg_supports(c)}
+        if batch and len(wanted) > limit:
+            yield batch
+            batch, wanted = [], {c for c in item.candidates if hypopg_supports(c)}
+        batch.append(number)
+        distinct = wanted
+    if batch:
+        yield batch
+
+
+def verify_hypopg_batch(
+    conn: Connection,
+    items: Sequence[HypoItem],
+    options: VerifyOptions,
+    stats: HypoStats | None = None,
+) -> list[HypoResult]:
+    """Judge every item's candidates with HypoPG, batched; one result per item, in order.
+
+    The connection must be in autocommit mode and have the extension. Whatever happens,
+    no hypothetical index outlives the call (``hypopg_reset()`` after every batch).
+    """
+    stats = stats if stats is not None else HypoStats()
+    results = [HypoResult() for _ in items]
+    for batch in _batches(items, max(1, options.hypopg_batch)):
+        stats.batches += 1
+        try:
+            _hypopg_batch(conn, items, batch, results, options, stats)
+        finally:
+            # Hypothetical indexes live in the backend, outside any transaction.
+            with suppress(psycopg.OperationalError):
+                conn.execute("SELECT hypopg_reset()")
+    return results
+
+
+def _explain_plain(conn: Connection, execution: Execution, options: VerifyOptions) -> Plan:
+    with _transaction(conn, options):
+        return run_explain(conn, execution, analyze=False)
+
+
+def _hypopg_batch(
+    conn: Connection,
+    items: Sequence[HypoItem],
+    batch: list[int],
+    results: list[HypoResult],
+    options: VerifyOptions,
+    stats: HypoStats,
+) -> None:
+    conn.execute("SELECT hypopg_reset()")
+    # Before: no hypothetical index exists yet.
+    for number in batch:
+        try:
+            results[number].before = _explain_plain(conn, items[number].execution, options)
+        except QueryFailed as exc:
+            results[number].error = str(exc)
+    by_oid: dict[int, IndexCandidate] = {}
+    failed: dict[IndexCandidate, str] = {}
+    for number in batch:
+        for candidate in items[number].candidates:
+            if not hypopg_supports(candidate) or candidate in failed:
+                continue
+            if candidate in by_oid.values():
+                continue
+            ddl = create_index_sql(candidate, name=_probe_name(candidate))
+            try:
+                row = conn.execute(
+                    "SELECT indexrelid FROM hypopg_create_index(%s)", (ddl,)
+                ).fetchone()
+            except psycopg.Error as exc:
+                failed[candidate] = str(query_failed(exc))
+                continue
+            if row is None:
+                failed[candidate] = "HypoPG did not create the hypothetical index"
+                continue
+            by_oid[int(row[0])] = candidate
+            stats.indexes_created += 1
+    for number in batch:
+        result = results[number]
+        result.failed = {c: failed[c] for c in items[number].candidates if c in failed}
+        if result.before is None:
+            continue
+        stats.statements += 1
+        try:
+            result.after = _explain_plain(conn, items[number].execution, options)
+        except QueryFailed as exc:
+            result.error = str(exc)
+            continue
+        result.used = tuple(dict.fromkeys(_hypothetical_used(result.after, by_oid)))
+
+
+def _hypothetical_used(plan: Plan, by_oid: dict[int, IndexCandidate]) -> Iterator[IndexCandidate]:
+    for node in plan.walk():
+        match = _HYPO_NAME.match(node.index_name or "")
+        if match and int(match.group(1)) in by_oid:
+            yield by_oid[int(match.group(1))]
 
 
 def verify_hypopg(
     conn: Connection, execution: Execution, candidate: IndexCandidate, options: VerifyOptions
 ) -> Evidence:
-    """Compare the planner's cost with and without a hypothetical index."""
-    ddl = create_index_sql(candidate, name=_probe_name(candidate))
-    try:
-        with rolled_back(
-            conn,
-            read_only=False,
-            timeout_ms=options.explain.timeout_ms,
-            lock_timeout_ms=options.explain.lock_timeout_ms,
-        ):
-            before = run_explain(conn, execution, analyze=False)
-            try:
-                row = conn.execute(
-                    "SELECT indexname FROM hypopg_create_index(%s)", (ddl,)
-                ).fetchone()
-            except psycopg.Error as exc:
-                raise query_failed(exc) from None
-            if row is None:
-                raise QueryFailed("HypoPG did not create the hypothetical index")
-            after = run_explain(conn, execution, analyze=False)
-    finally:
-        # Hypothetical indexes live in the backend, outside any transaction.
-        conn.execute("SELECT hypopg_reset()")
-    return Evidence(
-        method="hypopg",
-        before_cost=before.root.total_cost,
-        after_cost=after.root.total_cost,
-        index_used=_uses_index(after, str(row[0])),
-        before_plan=before,
-        after_plan=after,
-    )
+    """Compare the planner's cost with and without one hypothetical index."""
+    [result] = verify_hypopg_batch(conn, [HypoItem(execution, (candidate,))], options)
+    if result.error is not None:
+        raise QueryFailed(result.error)
+    if candidate in result.failed:
+        raise QueryFailed(result.failed[candidate])
+    return result.evidence(candidate)
 
 
 def estimate_only(plan: Plan) -> Evidence:
@@ -172,3 +370,22 @@ def helps(evidence: Evidence, min_gain: float) -> bool:
     if evidence.after_cost is None:
         return False
     return evidence.after_cost <= evidence.before_cost * (1 - min_gain)
+
+
+def ranking(evidence: Evidence) -> tuple[float, float]:
+    """Sort key among alternatives: measured time first, else planner cost (lower wins)."""
+    time = evidence.after_ms if evidence.after_ms is not None else float("inf")
+    cost = evidence.after_cost if evidence.after_cost is not None else float("inf")
+    return (time, cost)
+
+
+def figures(evidence: Evidence) -> str:
+    """``120.0 ms -> 1.2 ms`` or ``cost 20000 -> 8``: the numbers behind a decision."""
+    if evidence.before_ms is not None and evidence.after_ms is not None:
+        return f"{_ms(evidence.before_ms)} ms -> {_ms(evidence.after_ms)} ms"
+    return f"cost {evidence.before_cost:.0f} -> {evidence.after_cost or 0:.0f}"
+
+
+def _ms(value: float) -> str:
+    """Enough digits to tell 0.027 ms from 0.3 ms, no more."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 1 else f"{value:.3f}"

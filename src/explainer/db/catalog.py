@@ -8,11 +8,13 @@ unqualified column names; the report needs the server's version. Every query her
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,3 +283,223 @@ def foreign_keys(
             ),
         )
     return found
+
+
+# --- Index usage, sizes and write statistics (workload consolidation and removals) -------
+
+
+@dataclass(frozen=True, slots=True)
+class IndexUsage:
+    """An existing index with what the statistics system counted for it."""
+
+    name: str
+    schema: str
+    table: str
+    #: Key columns in order as pg_get_indexdef prints each (``created_at DESC``,
+    #: ``lower(email)``, ``name gin_trgm_ops``): equal texts mean equal keys.
+    keys: tuple[str, ...]
+    include: tuple[str, ...]
+    method: str
+    predicate: str | None
+    is_unique: bool
+    is_primary: bool
+    is_exclusion: bool
+    #: The name of the constraint (primary key, unique, exclusion) the index enforces.
+    constraint: str | None
+    is_valid: bool
+    idx_scan: int
+    size_bytes: int
+    definition: str
+
+    @property
+    def qualified_table(self) -> str:
+        return self.table if self.schema == "public" else f"{self.schema}.{self.table}"
+
+    @property
+    def enforces(self) -> bool:
+        """Dropping it would drop a guarantee (uniqueness, a key, an exclusion)."""
+        return self.is_unique or self.is_primary or self.is_exclusion or self.constraint is not None
+
+
+_INDEX_USAGE_SQL = """
+SELECT i.relname, n.nspname, t.relname,
+       ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+             FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k),
+       ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true)
+             FROM generate_series(x.indnkeyatts + 1, x.indnatts) AS k ORDER BY k),
+       am.amname, pg_get_expr(x.indpred, x.indrelid, true),
+       x.indisunique, x.indisprimary, x.indisexclusion,
+       (SELECT c.conname FROM pg_constraint c
+        WHERE c.conindid = x.indexrelid AND c.contype IN ('p', 'u', 'x') LIMIT 1),
+       x.indisvalid, COALESCE(s.idx_scan, 0), pg_relation_size(x.indexrelid),
+       pg_get_indexdef(x.indexrelid)
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_am am ON am.oid = i.relam
+LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = x.indexrelid
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+  AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast_temp%%'
+  AND t.relkind IN ('r', 'm', 'p')
+ORDER BY n.nspname, t.relname, i.relname
+"""
+
+
+def index_usage(conn: psycopg.Connection[Any]) -> list[IndexUsage]:
+    """Every index on the database's user tables, with its scans and its size."""
+    return [
+        IndexUsage(
+            name=str(r[0]),
+            schema=str(r[1]),
+            table=str(r[2]),
+            keys=tuple(r[3]),
+            include=tuple(r[4]),
+            method=str(r[5]),
+            predicate=r[6],
+            is_unique=bool(r[7]),
+            is_primary=bool(r[8]),
+            is_exclusion=bool(r[9]),
+            constraint=r[10],
+            is_valid=bool(r[11]),
+            idx_scan=int(r[12]),
+            size_bytes=int(r[13]),
+            definition=str(r[14]),
+        )
+        for r in conn.execute(_INDEX_USAGE_SQL).fetchall()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSince:
+    """Since when the usage counters count."""
+
+    #: ``pg_stat_database.stats_reset`` when the statistics were reset, else the server's
+    #: start (before PostgreSQL 15 the counters start over at every start; from 15 on they
+    #: survive a clean restart, so the start time is then a lower bound).
+    since: datetime | None
+    #: ``stats_reset`` or ``server_start``.
+    source: str
+
+
+def stats_since(conn: psycopg.Connection[Any]) -> StatsSince:
+    row = conn.execute(
+        """
+        SELECT d.stats_reset, pg_postmaster_start_time()
+        FROM pg_stat_database d WHERE d.datname = current_database()
+        """
+    ).fetchone()
+    if row is not None and row[0] is not None:
+        return StatsSince(row[0], "stats_reset")
+    if row is not None:
+        return StatsSince(row[1], "server_start")
+    return StatsSince(None, "server_start")
+
+
+@dataclass(frozen=True, slots=True)
+class TableWrites:
+    """A table's write counters (``pg_stat_user_tables``) and average widths (``pg_stats``)."""
+
+    schema: str
+    name: str
+    reltuples: float
+    inserts: int  # n_tup_ins
+    updates: int  # n_tup_upd
+    hot_updates: int  # n_tup_hot_upd
+    deletes: int  # n_tup_del
+    heap_bytes: int  # pg_relation_size
+    #: ``pg_stats.avg_width`` per column (absent before the first ANALYZE).
+    column_widths: dict[str, int]
+    #: The table's fillfactor reloption, percent (100 when not set).
+    fillfactor: int = 100
+
+    @property
+    def row_bytes(self) -> float:
+        """Bytes a new row version writes to the heap: the columns' average widths plus the
+        23-byte tuple header (aligned to 24) and the 4-byte line pointer; without column
+        statistics, the heap's size per row."""
+        if self.column_widths:
+            return sum(self.column_widths.values()) + 24 + 4
+        if self.reltuples > 0:
+            return self.heap_bytes / self.reltuples
+        return 0.0
+
+
+_TABLE_WRITES_SQL = """
+SELECT t.schema, t.name, c.reltuples,
+       COALESCE(s.n_tup_ins, 0), COALESCE(s.n_tup_upd, 0), COALESCE(s.n_tup_hot_upd, 0),
+       COALESCE(s.n_tup_del, 0), pg_relation_size(c.oid),
+       COALESCE((SELECT json_object_agg(p.attname, p.avg_width) FROM pg_stats p
+                 WHERE p.schemaname = t.schema AND p.tablename = t.name
+                   AND NOT p.inherited), '{}'::json),
+       COALESCE((SELECT split_part(o, '=', 2)::int FROM unnest(c.reloptions) AS o
+                 WHERE o LIKE 'fillfactor=%%'), 100)
+FROM unnest(%s::text[], %s::text[]) AS t(schema, name)
+JOIN pg_namespace n ON n.nspname = t.schema
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+"""
+
+
+def table_writes(
+    conn: psycopg.Connection[Any], tables: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], TableWrites]:
+    """Write counters and column widths of (schema, name) tables, in one query."""
+    pairs = sorted(set(tables))
+    if not pairs:
+        return {}
+    rows = conn.execute(
+        _TABLE_WRITES_SQL, ([p[0] for p in pairs], [p[1] for p in pairs])
+    ).fetchall()
+    return {
+        (str(r[0]), str(r[1])): TableWrites(
+            schema=str(r[0]),
+            name=str(r[1]),
+            reltuples=float(r[2]),
+            inserts=int(r[3]),
+            updates=int(r[4]),
+            hot_updates=int(r[5]),
+            deletes=int(r[6]),
+            heap_bytes=int(r[7]),
+            column_widths={str(k): int(v) for k, v in dict(r[8]).items()},
+            fillfactor=int(r[9]),
+        )
+        for r in rows
+    }
+
+
+def hypothetical_index_size(conn: psycopg.Connection[Any], ddl: str) -> int | None:
+    """HypoPG's estimate of an index's size (``hypopg_relation_size``), or None when HypoPG
+    cannot create that index (GIN, GiST, an expression it rejects).
+
+    Hypothetical indexes live in the session outside any transaction: all of them are
+    dropped again (``hypopg_reset``), as verification does.
+    """
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT hypopg_relation_size(indexrelid) FROM hypopg_create_index(%s)", (ddl,)
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    finally:
+        with suppress(psycopg.Error):
+            conn.execute("SELECT hypopg_reset()")
+    return int(row[0]) if row is not None and row[0] is not None else None
+
+
+def estimated_rows(conn: psycopg.Connection[Any], schema: str, table: str, where: str) -> float:
+    """The planner's row estimate for ``SELECT FROM table WHERE where`` (plain EXPLAIN:
+    nothing runs): how many rows a partial index would hold."""
+    statement = (
+        sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {}.{} WHERE ")
+        .format(sql.Identifier(schema), sql.Identifier(table))
+        .as_string(conn)
+        + where
+    )
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        row = conn.execute(statement.encode()).fetchone()
+    assert row is not None
+    document = row[0][0] if isinstance(row[0], list) else row[0]
+    return float(document["Plan"]["Plan Rows"])

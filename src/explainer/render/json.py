@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from explainer.advise.consolidate import Consolidation, IndexFacts, WriteOverhead
 from explainer.advise.model import Evidence, IndexSuggestion, NoSuggestion
+from explainer.advise.removals import IndexRemoval
 from explainer.plan import Plan
 from explainer.plan.labels import node_label
 from explainer.render.sql import index_sql
@@ -134,7 +136,61 @@ def evidence_summary(suggestion: IndexSuggestion) -> dict[str, Any]:
     }
 
 
-def suggestion_dict(suggestion: IndexSuggestion) -> dict[str, Any]:
+def _saving(value: float, unit: str) -> float:
+    return round(value, 3) if unit == "ms" else round(value, 2)
+
+
+def _write_dict(write: WriteOverhead | None) -> dict[str, Any] | None:
+    if write is None:
+        return None
+    ratio = write.index_bytes_per_table_byte
+    return {
+        "index_bytes_per_table_byte": None if ratio is None else round(ratio, 4),
+        "index_tuple_bytes": round(write.index_tuple_bytes),
+        "table_row_bytes": round(write.table_row_bytes),
+        "inserts": write.inserts,
+        "updates": write.updates,
+        "hot_updates": write.hot_updates,
+        "deletes": write.deletes,
+        "index_bytes_written": round(write.index_bytes_written),
+    }
+
+
+def facts_dict(facts: IndexFacts | None) -> dict[str, Any]:
+    """The workload-wide fields of a suggestion (all null when not consolidated)."""
+    if facts is None:
+        return {
+            "size_bytes": None,
+            "size_source": None,
+            "saving": None,
+            "serves": [],
+            "write_overhead": None,
+            "hot_update_warning": None,
+            "hot_update_columns": [],
+            "replaces": [],
+        }
+    unit = facts.serves[0].unit if facts.serves else "ms"
+    return {
+        "size_bytes": facts.size_bytes,
+        "size_source": facts.size_source,
+        "saving": {"unit": unit, "total": _saving(facts.total_saving, unit)},
+        "serves": [
+            {
+                "query": s.query,
+                "calls": s.calls,
+                "saving_per_call": _saving(s.per_call, s.unit),
+                "saving": _saving(s.total, s.unit),
+            }
+            for s in facts.serves
+        ],
+        "write_overhead": _write_dict(facts.write),
+        "hot_update_warning": facts.hot_update_warning,
+        "hot_update_columns": list(facts.hot_update_columns),
+        "replaces": [c.name for c in facts.replaces],
+    }
+
+
+def suggestion_dict(suggestion: IndexSuggestion, facts: IndexFacts | None = None) -> dict[str, Any]:
     candidate = suggestion.candidate
     return {
         "kind": "index",
@@ -150,6 +206,59 @@ def suggestion_dict(suggestion: IndexSuggestion) -> dict[str, Any]:
         "sql": index_sql(candidate),
         "sqlalchemy": index_declaration(candidate),
         "sqlalchemy_table_args": table_args_declaration(candidate),
+        **facts_dict(facts),
+    }
+
+
+def consolidation_dict(report: Report) -> dict[str, Any]:
+    c: Consolidation = report.consolidation
+    total = sum(
+        c.facts[s.candidate].total_saving for s in report.suggestions if s.candidate in c.facts
+    )
+    return {
+        "unit": c.unit,
+        "max_indexes": c.max_indexes,
+        "max_size_bytes": c.max_size_bytes,
+        "total_size_bytes": c.total_size_bytes(report.suggestions),
+        "total_saving": _saving(total, c.unit),
+        "merges": [
+            {
+                "absorbed": m.absorbed.name,
+                "absorbed_columns": list(m.absorbed.columns),
+                "into": m.into.name,
+                "queries": list(m.queries),
+                "reverified": list(m.reverified),
+            }
+            for m in c.merges
+        ],
+        "kept_apart": [
+            {"short": k.short.name, "long": k.long.name, "reason": k.reason} for k in c.kept_apart
+        ],
+        "left_out": [
+            {
+                "name": item.candidate.name,
+                "table": item.candidate.qualified_table,
+                "columns": list(item.candidate.columns),
+                "reason": item.reason,
+                "size_bytes": item.size_bytes,
+                "saving": _saving(item.total_saving, c.unit),
+            }
+            for item in c.left_out
+        ],
+    }
+
+
+def removal_dict(removal: IndexRemoval) -> dict[str, Any]:
+    return {
+        "index": removal.index,
+        "table": removal.qualified_table,
+        "reason": removal.reason,
+        "covered_by": removal.covered_by,
+        "size_bytes": removal.size_bytes,
+        "idx_scan": removal.idx_scan,
+        "detail": removal.detail,
+        "definition": removal.definition,
+        "sql": removal.sql,
     }
 
 
@@ -169,7 +278,18 @@ def report_dict(report: Report) -> dict[str, Any]:
             "skipped": report.inputs.skipped,
         },
         "queries": [query_dict(q) for q in report.queries],
-        "suggestions": [suggestion_dict(s) for s in report.suggestions],
+        "suggestions": [
+            suggestion_dict(s, report.consolidation.facts.get(s.candidate))
+            for s in report.suggestions
+        ],
+        "consolidation": consolidation_dict(report),
+        "removals": [removal_dict(r) for r in report.removals],
+        "stats_since": None
+        if report.stats_since is None
+        else {
+            "since": report.stats_since.since.isoformat() if report.stats_since.since else None,
+            "source": report.stats_since.source,
+        },
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from explainer.advise.consolidate import IndexFacts, QuerySaving
+from explainer.advise.indexes import format_size
 from explainer.render.phrases import METHOD_WORDS, evidence_phrase, format_ms
 from explainer.render.sql import index_sql
 from explainer.render.sqlalchemy import imports, index_declaration
@@ -10,6 +12,42 @@ from explainer.report import Report
 
 def _fence(language: str, text: str) -> list[str]:
     return [f"```{language}", text, "```", ""]
+
+
+def saving_phrase(saving: float, unit: str) -> str:
+    """``1.2 s`` or ``cost 45,000``: a saving in the consolidation's unit."""
+    return format_ms(saving) if unit == "ms" else f"cost {saving:,.0f}"
+
+
+def serves_phrase(item: QuerySaving) -> str:
+    """``50 calls x 7.4 ms = 370 ms saved``."""
+    calls = f"{item.calls:,} call{'s' if item.calls != 1 else ''}"
+    return (
+        f"{calls} x {saving_phrase(item.per_call, item.unit)} = "
+        f"{saving_phrase(item.total, item.unit)} saved"
+    )
+
+
+def facts_phrases(facts: IndexFacts) -> list[str]:
+    """Size, write overhead, HOT warning and replaced candidates, one sentence each."""
+    source = {"hypopg": "HypoPG's estimate", "estimate": "estimated from pg_stats"}
+    lines = [f"Size: {format_size(facts.size_bytes)} ({source.get(facts.size_source, '')})."]
+    write = facts.write
+    if write is not None and write.index_bytes_per_table_byte is not None:
+        counted = (
+            f"{write.inserts:,} inserts, {write.updates:,} updates "
+            f"({write.hot_updates:,} HOT), {write.deletes:,} deletes counted"
+        )
+        lines.append(
+            f"Writes: {write.index_bytes_per_table_byte:.2f} index bytes per table byte "
+            f"written ({counted})."
+        )
+    if facts.hot_update_warning:
+        lines.append(f"Warning: {facts.hot_update_warning}.")
+    if facts.replaces:
+        names = ", ".join(c.name for c in facts.replaces)
+        lines.append(f"Replaces {names}: this index serves their queries too.")
+    return lines
 
 
 def render_markdown(report: Report) -> str:
@@ -30,11 +68,18 @@ def render_markdown(report: Report) -> str:
         lines += [f"### {number}. `{candidate.name}` on `{candidate.qualified_table}`", ""]
         lines += _fence("sql", index_sql(candidate))
         lines += _fence("python", f"{imports(candidate)}\n\n{index_declaration(candidate)}")
-        lines += ["| query | evidence |", "|---|---|"]
+        index_facts = report.consolidation.facts.get(candidate)
+        serves = {s.query: serves_phrase(s) for s in index_facts.serves} if index_facts else {}
+        lines += ["| query | evidence | saving |", "|---|---|---|"]
         for query_id, evidence in suggestion.evidence.items():
-            lines.append(f"| `{query_id}` | {evidence_phrase(evidence)} |")
+            saving = serves.get(query_id, "-")
+            lines.append(f"| `{query_id}` | {evidence_phrase(evidence)} | {saving} |")
         method = next(iter(suggestion.evidence.values())).method
         lines += ["", f"Evidence: {METHOD_WORDS[method]}.", ""]
+        if index_facts is not None:
+            lines += [*facts_phrases(index_facts), ""]
+    lines += _left_out(report)
+    lines += _removals(report)
     lines += ["## Queries", ""]
     for query in report.queries:
         lines.append(f"### `{query.id}`")
@@ -56,3 +101,37 @@ def render_markdown(report: Report) -> str:
             lines.append(f"- no index suggested (`{item.reason.value}`): {item.detail}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _left_out(report: Report) -> list[str]:
+    c = report.consolidation
+    lines: list[str] = []
+    for merge in c.merges:
+        lines.append(
+            f"- `{merge.absorbed.name}` is not suggested: `{merge.into.name}` serves its "
+            f"queries ({', '.join(f'`{q}`' for q in merge.queries)})."
+        )
+    for apart in c.kept_apart:
+        lines.append(f"- `{apart.short.name}` kept beside `{apart.long.name}`: {apart.reason}.")
+    limits = {"max_indexes": "--max-indexes", "max_size": "--max-size"}
+    for item in c.left_out:
+        lines.append(
+            f"- `{item.candidate.name}` left out by {limits[item.reason]} "
+            f"({format_size(item.size_bytes)}, {saving_phrase(item.total_saving, c.unit)} saved)."
+        )
+    return ["## Consolidation", "", *lines, ""] if lines else []
+
+
+def _removals(report: Report) -> list[str]:
+    if not report.removals:
+        return []
+    lines = ["## Indexes to remove", ""]
+    lines += ["| index | table | reason | size | detail |", "|---|---|---|---|---|"]
+    for r in report.removals:
+        lines.append(
+            f"| `{r.index}` | `{r.qualified_table}` | {r.reason} | {format_size(r.size_bytes)} "
+            f"| {r.detail} |"
+        )
+    lines.append("")
+    lines += _fence("sql", "\n".join(r.sql for r in report.removals))
+    return lines

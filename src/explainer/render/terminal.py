@@ -8,6 +8,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from explainer.advise.indexes import format_size
+from explainer.render.markdown import facts_phrases, saving_phrase, serves_phrase
 from explainer.render.phrases import METHOD_WORDS, evidence_phrase, format_ms
 from explainer.render.sql import index_sql
 from explainer.render.sqlalchemy import index_declaration, table_args_declaration
@@ -40,12 +42,20 @@ def _suggestions(report: Report) -> list[RenderableType]:
     panels: list[RenderableType] = []
     for number, suggestion in enumerate(report.suggestions, start=1):
         candidate = suggestion.candidate
+        facts = report.consolidation.facts.get(candidate)
+        serves = {s.query: serves_phrase(s) for s in facts.serves} if facts else {}
         evidence = Table.grid(padding=(0, 1))
         for query_id, item in suggestion.evidence.items():
             evidence.add_row(
-                Text(short_ids.get(query_id, query_id), style="bold"), Text(evidence_phrase(item))
+                Text(short_ids.get(query_id, query_id), style="bold"),
+                Text(evidence_phrase(item)),
+                Text(serves.get(query_id, ""), style="dim"),
             )
         method = next(iter(suggestion.evidence.values())).method
+        notes: list[RenderableType] = []
+        for phrase in facts_phrases(facts) if facts is not None else []:
+            style = "bold yellow" if phrase.startswith("Warning") else "dim"
+            notes.append(Text(phrase, style=style))
         body = Group(
             Syntax(index_sql(candidate), "sql", word_wrap=True, background_color="default"),
             Syntax(
@@ -54,6 +64,7 @@ def _suggestions(report: Report) -> list[RenderableType]:
             Text(f"# or, inside class {table_args_declaration(candidate)}", style="dim"),
             Text(f"Evidence ({METHOD_WORDS[method]}):", style="italic"),
             evidence,
+            *notes,
         )
         panels.append(
             Panel(
@@ -64,6 +75,38 @@ def _suggestions(report: Report) -> list[RenderableType]:
             )
         )
     return panels
+
+
+def _consolidation(report: Report) -> list[RenderableType]:
+    c = report.consolidation
+    lines: list[RenderableType] = []
+    for merge in c.merges:
+        lines.append(
+            Text(f"{merge.absorbed.name} not suggested: {merge.into.name} serves its queries")
+        )
+    for apart in c.kept_apart:
+        lines.append(Text(f"{apart.short.name} kept beside {apart.long.name}: {apart.reason}"))
+    limits = {"max_indexes": "--max-indexes", "max_size": "--max-size"}
+    for item in c.left_out:
+        lines.append(
+            Text(
+                f"{item.candidate.name} left out by {limits[item.reason]} "
+                f"({format_size(item.size_bytes)}, {saving_phrase(item.total_saving, c.unit)} "
+                "saved)",
+                style="dim",
+            )
+        )
+    return lines
+
+
+def _removals(report: Report) -> RenderableType:
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("index", "table", "reason", "size", "detail"):
+        table.add_column(column, overflow="fold")
+    for r in report.removals:
+        table.add_row(r.index, r.qualified_table, r.reason, format_size(r.size_bytes), r.detail)
+    sql = "\n".join(r.sql for r in report.removals)
+    return Group(table, Syntax(sql, "sql", word_wrap=True, background_color="default"), Text())
 
 
 def _query(number: int, query: QueryReport) -> RenderableType:
@@ -103,6 +146,15 @@ def render_terminal(report: Report, console: Console) -> None:
         console.rule("Index suggestions", align="left")
         for panel in _suggestions(report):
             console.print(panel)
+    consolidation = _consolidation(report)
+    if consolidation:
+        console.rule("Consolidation", align="left")
+        for line in consolidation:
+            console.print(line)
+        console.print()
+    if report.removals:
+        console.rule("Indexes to remove", align="left")
+        console.print(_removals(report))
     console.rule("Queries", align="left")
     for number, query in enumerate(report.queries, start=1):
         console.print(_query(number, query))

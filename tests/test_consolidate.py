@@ -1,0 +1,315 @@
+"""Workload consolidation: prefix merges, the choice under limits, sizes, writes, HOT.
+
+The choice algorithm is tested on plain dataclasses; the rest end to end on a real
+PostgreSQL through ``analyze_workload`` (with HypoPG when the server has it: run the
+module with ``EXPLAINER_TEST_DSN`` set to a server with HypoPG for that path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from explainer.advise.consolidate import (
+    Option,
+    choose,
+    estimate_index_bytes,
+    hot_update_warning,
+    leads,
+    updated_columns,
+    write_overhead,
+)
+from explainer.advise.model import IndexCandidate
+from explainer.capture import CapturedQuery
+from explainer.db.catalog import TableWrites
+from explainer.pipeline import AnalyzeOptions, analyze_workload
+from explainer.render.json import report_dict
+from explainer.workload import build_workload
+
+# --- the choice, on plain data ---------------------------------------------------------
+
+
+def _option(name: str, size: int, savings: dict[str, float], table: str = "t") -> Option:
+    return Option(IndexCandidate.of("public", table, name), ("public", table), size, savings)
+
+
+A = _option("a", 100, {"q1": 50.0})  # 0.5 per byte
+B = _option("b", 1000, {"q2": 300.0})  # 0.3 per byte, the biggest saving
+C = _option("c", 50, {"q3": 20.0})  # 0.4 per byte
+
+
+@pytest.mark.parametrize(
+    ("max_indexes", "max_size", "expected"),
+    [
+        (None, None, {"a", "b", "c"}),  # no limits: everything verified is kept
+        (1, None, {"b"}),  # one index: the biggest total saving, not the best per byte
+        (2, None, {"b", "a"}),
+        (None, 200, {"a", "c"}),  # B does not fit
+        (None, 1100, {"a", "b"}),  # A + B = 350 beats A + C = 70 and B + C = 320
+        (None, 10, set()),  # nothing fits
+    ],
+)
+def test_choice_under_limits(
+    max_indexes: int | None, max_size: int | None, expected: set[str]
+) -> None:
+    chosen = choose([A, B, C], max_indexes, max_size)
+    assert {o.key.columns[0] for o in chosen} == expected
+
+
+def test_two_indexes_serving_one_query_are_not_counted_twice() -> None:
+    # Both serve q1 on the same table; the second adds only what it saves beyond the first.
+    wide = _option("wide", 100, {"q1": 100.0, "q2": 10.0})
+    narrow = _option("narrow", 10, {"q1": 95.0})
+    other = _option("other", 100, {"q9": 60.0}, table="u")
+    chosen = choose([wide, narrow, other], max_indexes=2)
+    assert {o.key.columns[0] for o in chosen} == {"wide", "other"}
+
+
+@pytest.mark.parametrize(
+    ("short", "long", "expected"),
+    [
+        (("customer_id",), ("customer_id", "created_at"), True),
+        (("customer_id",), ("created_at", "customer_id"), False),  # not leading
+        (("customer_id DESC",), ("customer_id", "created_at"), False),  # other direction
+        (("customer_id",), ("customer_id",), False),  # the same index
+    ],
+)
+def test_leading_keys(short: tuple[str, ...], long: tuple[str, ...], expected: bool) -> None:
+    a = IndexCandidate.of("public", "orders", *short)
+    b = IndexCandidate.of("public", "orders", *long)
+    assert leads(a, b) is expected
+
+
+def test_partial_and_full_indexes_do_not_merge() -> None:
+    partial = IndexCandidate.of("public", "orders", "customer_id", where="status = 'open'")
+    full = IndexCandidate.of("public", "orders", "customer_id", "created_at")
+    assert not leads(partial, full)
+
+
+def _writes(**counts: int) -> TableWrites:
+    return TableWrites(
+        schema="public",
+        name="orders",
+        reltuples=1_000_000,
+        inserts=counts.get("inserts", 0),
+        updates=counts.get("updates", 0),
+        hot_updates=counts.get("hot_updates", 0),
+        deletes=counts.get("deletes", 0),
+        heap_bytes=100 * 8192,
+        column_widths={"id": 8, "customer_id": 4, "status": 8, "note": 76},
+    )
+
+
+def test_size_estimate_by_hand() -> None:
+    # (customer_id): 4 bytes of data -> MAXALIGN 8, + 8 header + 4 line pointer = 20 bytes;
+    # 8152 * 0.9 = 7336.8 bytes per leaf -> 1e6 * 20 / 7336.8 = 2726 leaves (rounded up),
+    # + ceil(2726 / 300) = 10 inner pages + the metapage = 2737 pages.
+    candidate = IndexCandidate.of("public", "orders", "customer_id")
+    assert estimate_index_bytes(candidate, 1_000_000, _writes().column_widths) == 2737 * 8192
+
+
+def test_write_overhead_by_hand() -> None:
+    # Row: 8 + 4 + 8 + 76 = 96 + 28 = 124 bytes; index tuple (status): 8 -> 8 + 12 = 20.
+    # 1000 inserts and 1000 updates of which 900 HOT: the index gets 1000 + 100 tuples.
+    status = IndexCandidate.of("public", "orders", "status")
+    writes = _writes(inserts=1000, updates=1000, hot_updates=900, deletes=50)
+    kept_hot = write_overhead(status, writes, breaks_hot=False)
+    assert kept_hot.index_bytes_written == 20 * 1100
+    assert kept_hot.index_bytes_per_table_byte == pytest.approx(20 * 1100 / (124 * 2000))
+    # Covering an updated column: every update writes the index.
+    broken = write_overhead(status, writes, breaks_hot=True)
+    assert broken.index_bytes_written == 20 * 2000
+
+
+@pytest.mark.parametrize(
+    ("updates", "updated", "warned"),
+    [
+        (5000, {"status": 30}, True),  # updates are half the writes, and the workload sets it
+        (5000, {"note": 30}, False),  # the workload updates another column
+        (50, {"status": 30}, False),  # 50 of 5050 row writes: not frequent
+        (0, {"status": 3}, False),  # inserts only: updates 0% of writes
+    ],
+)
+def test_hot_warning(updates: int, updated: dict[str, int], warned: bool) -> None:
+    status = IndexCandidate.of("public", "orders", "status")
+    writes = _writes(inserts=5000, updates=updates, hot_updates=updates * 9 // 10)
+    warning, columns = hot_update_warning(status, writes, updated, ["id", "status", "note"])
+    assert (warning is not None) is warned
+    assert columns == (("status",) if warned else ())
+
+
+def test_updated_columns_from_the_workload() -> None:
+    found = updated_columns(
+        [
+            ("UPDATE orders SET status = $1, note = note || 'x' WHERE id = $2", 7),
+            ("UPDATE public.orders SET status = 'paid' WHERE id = 3", 2),
+            ("INSERT INTO carts (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = 2", 4),
+            ("SELECT * FROM orders WHERE status = 'update'", 100),
+        ]
+    )
+    assert found == {"orders": {"status": 9, "note": 7}, "carts": {"n": 4}}
+
+
+# --- end to end ------------------------------------------------------------------------
+
+ROWS = 300_000
+
+
+@pytest.fixture(scope="module")
+def shop_dsn(db_dsn: str) -> Iterator[str]:
+    """Orders with a selective customer_id (60 rows each) and twice as many tickets with a
+    selective account_id (30 rows each): two tables, each with an index worth building,
+    the tickets' twice the size."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+        conn.execute(
+            """
+            CREATE TABLE consolidate_orders (
+                id bigint PRIMARY KEY, customer_id integer NOT NULL,
+                created_at timestamptz NOT NULL, status text NOT NULL, note text
+            )
+            """
+        )
+        conn.execute(
+            f"""
+            INSERT INTO consolidate_orders
+            SELECT i, i % 5000, timestamptz '2026-01-01' + i * interval '1 minute',
+                   (ARRAY['open', 'paid', 'sent'])[1 + i % 3], md5(i::text)
+            FROM generate_series(1, {ROWS}) AS i
+            """
+        )
+        conn.execute(
+            """
+            CREATE TABLE consolidate_tickets (
+                id bigint PRIMARY KEY, account_id integer NOT NULL, body text
+            )
+            """
+        )
+        conn.execute(
+            f"""
+            INSERT INTO consolidate_tickets
+            SELECT i, i % 20000, repeat(md5(i::text), 4)
+            FROM generate_series(1, {2 * ROWS}) AS i
+            """
+        )
+        conn.execute("VACUUM ANALYZE consolidate_orders, consolidate_tickets")
+    yield db_dsn
+
+
+def analyze(dsn: str, queries: list[tuple[str, int]], **options: Any) -> dict[str, Any]:
+    workload = build_workload(CapturedQuery(sql, calls=calls) for sql, calls in queries)
+    report = analyze_workload(dsn, workload, AnalyzeOptions(**options))
+    return report_dict(report)
+
+
+BY_CUSTOMER = "SELECT * FROM consolidate_orders WHERE customer_id = 42"
+BY_CUSTOMER_RECENT = (
+    "SELECT * FROM consolidate_orders WHERE customer_id = 43 AND created_at > '2026-04-01'"
+)
+BY_ACCOUNT = "SELECT * FROM consolidate_tickets WHERE account_id = 7"
+
+
+def test_prefix_candidates_merge_into_one_index_serving_both(shop_dsn: str) -> None:
+    report = analyze(shop_dsn, [(BY_CUSTOMER, 1), (BY_CUSTOMER_RECENT, 1)])
+    ids = {q["sql"]: q["id"] for q in report["queries"]}
+    [suggestion] = report["suggestions"]
+    assert suggestion["columns"] == ["customer_id", "created_at"]
+    assert sorted(suggestion["queries"]) == sorted(ids.values())
+    # Evidence for both queries, each showing the index used and a saving.
+    per_query = {e["query"]: e for e in suggestion["evidence"]["per_query"]}
+    assert set(per_query) == set(ids.values())
+    assert all(e["index_used"] for e in per_query.values())
+    assert {s["query"] for s in suggestion["serves"]} == set(ids.values())
+    assert all(s["saving"] > 0 for s in suggestion["serves"])
+    [merge] = report["consolidation"]["merges"]
+    assert merge["absorbed_columns"] == ["customer_id"]
+    assert merge["into"] == suggestion["name"]
+    assert merge["queries"] == [ids[BY_CUSTOMER]]
+    assert suggestion["replaces"] == [merge["absorbed"]]
+    # Its size is known, from HypoPG or the estimate, and plausible for 300k rows of
+    # (int, timestamptz): between 4 and 20 MB.
+    assert suggestion["size_source"] in {"hypopg", "estimate"}
+    assert 4 * 2**20 < suggestion["size_bytes"] < 20 * 2**20
+
+
+def test_max_indexes_keeps_the_bigger_total_saving(shop_dsn: str) -> None:
+    # Per call both save a full scan of a similar table; the tickets query runs 50 times.
+    queries = [(BY_CUSTOMER, 1), (BY_ACCOUNT, 50)]
+    everything = analyze(shop_dsn, queries)
+    assert len(everything["suggestions"]) == 2
+    saving = {s["table"]: s["saving"]["total"] for s in everything["suggestions"]}
+    assert saving["consolidate_tickets"] > saving["consolidate_orders"]
+
+    report = analyze(shop_dsn, queries, max_indexes=1)
+    [chosen] = report["suggestions"]
+    assert chosen["table"] == "consolidate_tickets"
+    [left_out] = report["consolidation"]["left_out"]
+    assert left_out["table"] == "consolidate_orders"
+    assert left_out["reason"] == "max_indexes"
+
+
+def test_max_size_leaves_out_an_index_too_big(shop_dsn: str) -> None:
+    queries = [(BY_CUSTOMER, 1), (BY_ACCOUNT, 1)]
+    everything = analyze(shop_dsn, queries)
+    sizes = {s["table"]: s["size_bytes"] for s in everything["suggestions"]}
+    assert sizes["consolidate_tickets"] > 1.5 * sizes["consolidate_orders"]
+    limit = sizes["consolidate_orders"]
+    report = analyze(shop_dsn, queries, max_size_bytes=limit)
+    [chosen] = report["suggestions"]
+    assert chosen["table"] == "consolidate_orders"
+    [left_out] = report["consolidation"]["left_out"]
+    assert left_out["table"] == "consolidate_tickets"
+    assert left_out["reason"] == "max_size"
+    assert report["consolidation"]["total_size_bytes"] <= limit
+
+
+def _flush_stats(conn: psycopg.Connection[Any]) -> None:
+    if conn.info.server_version >= 150000:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+def test_index_on_a_frequently_updated_column_warns_about_hot(make_database: Any) -> None:
+    dsn = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE consolidate_jobs (id bigint PRIMARY KEY, state text NOT NULL, "
+            "worker integer NOT NULL) WITH (fillfactor = 70)"
+        )
+        conn.execute(
+            "INSERT INTO consolidate_jobs SELECT i, 'done', i % 1000 "
+            "FROM generate_series(1, 200000) AS i"
+        )
+        conn.execute("VACUUM ANALYZE consolidate_jobs")
+        # Many updates of worker: with no index on it they are HOT.
+        for worker in range(0, 1000, 2):
+            conn.execute(
+                "UPDATE consolidate_jobs SET worker = %s WHERE worker = %s", (worker, worker)
+            )
+        _flush_stats(conn)
+        hot, updates = conn.execute(
+            "SELECT n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables "
+            "WHERE relname = 'consolidate_jobs'"
+        ).fetchone() or (0, 0)
+    assert updates == 100_000
+    assert hot > updates / 2
+    report = analyze(
+        dsn,
+        [
+            ("SELECT * FROM consolidate_jobs WHERE worker = 17", 10),
+            ("UPDATE consolidate_jobs SET worker = worker WHERE id = 5", 100),
+        ],
+    )
+    assert len(report["suggestions"]) == 1, [q["no_suggestion"] for q in report["queries"]]
+    [suggestion] = report["suggestions"]
+    assert suggestion["columns"] == ["worker"]
+    assert suggestion["hot_update_columns"] == ["worker"]
+    assert "HOT" in suggestion["hot_update_warning"]
+    write = suggestion["write_overhead"]
+    assert write["updates"] == updates
+    assert write["hot_updates"] == hot
+    # Every update now writes the index: index bytes = tuple bytes x (inserts + updates).
+    assert write["index_bytes_written"] == write["index_tuple_bytes"] * (200_000 + updates)

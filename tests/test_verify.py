@@ -1,0 +1,492 @@
+"""Index verification on a real PostgreSQL: HypoPG batches, the rollback method's guards,
+the reason codes for what is not suggested, and that nothing is ever left behind.
+
+HypoPG tests run only where the server has the extension (set EXPLAINER_TEST_DSN to one,
+e.g. the machine's PostgreSQL 15); the rest run on the embedded server too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from explainer.advise.indexes import format_size, parse_size
+from explainer.advise.model import IndexCandidate
+from explainer.advise.verify import (
+    HypoItem,
+    HypoStats,
+    VerifyOptions,
+    verify_hypopg_batch,
+    verify_rollback,
+)
+from explainer.cli import main
+from explainer.db.explain import Execution, ExplainOptions
+from explainer.db.safety import check_statement
+from explainer.errors import QueryFailed
+
+ORDERS = 200_000
+WIDE_COLUMNS = 60
+
+
+@pytest.fixture(scope="module")
+def orders_dsn(db_dsn: str) -> Iterator[str]:
+    """200,000 orders, 2,000 customers (100 rows each), no index but the primary key."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE verify_orders (id int PRIMARY KEY, customer_id int NOT NULL, "
+            "status text NOT NULL, title text NOT NULL, created_at timestamptz NOT NULL)"
+        )
+        conn.execute(
+            f"""
+            INSERT INTO verify_orders
+            SELECT i, i % 2000, CASE WHEN i % 100 = 0 THEN 'pending' ELSE 'done' END,
+                   'order ' || md5(i::text), timestamptz '2026-01-01' + i * interval '1 minute'
+            FROM generate_series(1, {ORDERS}) AS i
+            """
+        )
+        conn.execute("VACUUM ANALYZE verify_orders")
+        conn.execute(
+            """
+            CREATE FUNCTION verify_boom() RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+            BEGIN
+                -- Fails only while a test index built by the verifier exists.
+                IF EXISTS (SELECT 1 FROM pg_class WHERE relname LIKE 'explainer_probe%') THEN
+                    RAISE EXCEPTION 'boom: the statement failed after the index was built';
+                END IF;
+                RETURN true;
+            END $$
+            """
+        )
+    yield db_dsn
+
+
+def has_hypopg(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone()
+    return row is not None
+
+
+@pytest.fixture()
+def hypopg_dsn(orders_dsn: str) -> Iterator[str]:
+    """The test database with HypoPG installed for one test (skipped where unavailable)."""
+    if not has_hypopg(orders_dsn):
+        pytest.skip("HypoPG is not installed on this PostgreSQL server")
+    with psycopg.connect(orders_dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+    try:
+        yield orders_dsn
+    finally:
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            conn.execute("DROP EXTENSION hypopg")
+
+
+def analyze(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    code = main(["analyze", *args, "--format", "json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out) if captured.out else {}
+
+
+def reasons(report: dict) -> list[str]:  # type: ignore[type-arg]
+    return [r["reason"] for q in report["queries"] for r in q["no_suggestion"]]
+
+
+def catalog_indexes(dsn: str) -> list[str]:
+    """Every index of the test tables, and anything a verifier might have left behind."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'i' AND "
+            "(relname LIKE 'verify%' OR relname LIKE 'explainer_probe%' OR relname LIKE 'ix_%') "
+            "ORDER BY 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def leftover_prepared(conn: psycopg.Connection[Any]) -> list[str]:
+    """Prepared statements explainer left (psycopg's own, ``_pg3_*``, are the driver's cache)."""
+    rows = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+    return [r[0] for r in rows if not r[0].startswith("_pg3_")]
+
+
+LOOKUP = "SELECT * FROM verify_orders WHERE customer_id = 42"
+
+
+# ---------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1024", 1024),
+        ("8kB", 8 * 1024),
+        ("8 kB", 8 * 1024),
+        ("500MB", 500 * 1024**2),
+        ("1GB", 1024**3),
+        ("1.5gb", int(1.5 * 1024**3)),
+        ("2T", 2 * 1024**4),
+        ("10 bytes", 10),
+    ],
+)
+def test_sizes_parse_as_postgresql_writes_them(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "GB", "-1GB", "1 PB", "lots"])
+def test_a_bad_size_is_refused_with_the_accepted_forms(text: str) -> None:
+    with pytest.raises(ValueError, match="500MB"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(512, "512 bytes"), (8 * 1024, "8.0 kB"), (15 * 1024**2, "15 MB"), (1024**3, "1.0 GB")],
+)
+def test_sizes_print_like_pg_size_pretty(size: int, expected: str) -> None:
+    assert format_size(size) == expected
+
+
+def test_a_bad_size_option_is_one_error_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", "--max-verify-table-size", "huge", "--query", "SELECT 1"])
+    assert exit_info.value.code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(error) == 1 and "500MB" in error[0]
+
+
+# ---------------------------------------------------------------- rollback method
+
+
+def test_size_guard_refuses_a_test_index_unless_allowed(
+    orders_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--dsn", orders_dsn, "--verify", "rollback", "--query", LOOKUP]
+    code, report = analyze(capsys, *common, "--max-verify-table-size", "8kB")
+    assert code == 0
+    assert report["suggestions"] == []
+    [refusal] = report["queries"][0]["no_suggestion"]
+    assert refusal["reason"] == "table_too_large"
+    assert refusal["table"] == "verify_orders"
+    with psycopg.connect(orders_dsn) as conn:
+        row = conn.execute("SELECT pg_total_relation_size('verify_orders')").fetchone()
+    assert row is not None
+    assert format_size(int(row[0])) in refusal["detail"]  # the table's size...
+    assert "8.0 kB" in refusal["detail"]  # ...the limit...
+    assert "--allow-large" in refusal["detail"]  # ...and the way out.
+
+    code, report = analyze(capsys, *common, "--max-verify-table-size", "8kB", "--allow-large")
+    assert code == 0
+    [suggestion] = report["suggestions"]
+    assert suggestion["columns"] == ["customer_id"]
+    assert suggestion["evidence"]["method"] == "rollback"
+    assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
+
+
+def test_min_cost_skips_cheap_statements(
+    orders_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--dsn", orders_dsn, "--verify", "rollback", "--query", LOOKUP]
+    # The sequential scan over 200,000 rows costs a few thousand: above Dexter's 100.
+    code, report = analyze(capsys, *common)
+    assert code == 0
+    assert [s["columns"] for s in report["suggestions"]] == [["customer_id"]]
+    cost = report["queries"][0]["plan"]["total_cost"]
+    assert cost > 100
+
+    code, report = analyze(capsys, *common, "--min-cost", str(cost * 2))
+    assert code == 0
+    assert report["suggestions"] == []
+    [cheap] = report["queries"][0]["no_suggestion"]
+    assert cheap["reason"] == "cheap_query"
+    assert "--min-cost" in cheap["detail"]
+
+
+def test_placeholders_without_values_are_verified_by_cost_with_a_real_index(
+    orders_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No values to run it with: the rollback method builds the real index and compares
+    # the generic plan's cost (as HypoPG would), instead of refusing.
+    code, report = analyze(
+        capsys,
+        "--dsn",
+        orders_dsn,
+        "--verify",
+        "rollback",
+        "--query",
+        "SELECT * FROM verify_orders WHERE customer_id = $1",
+    )
+    assert code == 0
+    [query] = report["queries"]
+    assert "seq-scan-selective" in [f["rule"] for f in query["findings"]]
+    [suggestion] = report["suggestions"]
+    evidence = suggestion["evidence"]
+    assert evidence["method"] == "rollback" and evidence["after_ms"] is None
+    assert evidence["after_cost"] * 10 <= evidence["before_cost"]
+
+
+def test_a_statement_failing_after_the_build_leaves_no_index(
+    orders_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = analyze(
+        capsys,
+        "--dsn",
+        orders_dsn,
+        "--verify",
+        "rollback",
+        "--query",
+        "SELECT * FROM verify_orders WHERE customer_id = 42 AND verify_boom()",
+    )
+    assert code == 0
+    [query] = report["queries"]
+    assert query["error"] is None  # the statement itself ran: only its verification failed
+    assert report["suggestions"] == []
+    [failure] = query["no_suggestion"]
+    assert failure["reason"] == "verify_failed"
+    assert "boom" in failure["detail"]
+    assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
+
+
+def test_rollback_verification_undoes_everything_on_failure(orders_dsn: str) -> None:
+    candidate = IndexCandidate.of("public", "verify_orders", "customer_id")
+    options = VerifyOptions(explain=ExplainOptions())
+    failing = Execution(check_statement(f"{LOOKUP} AND verify_boom()"))
+    with psycopg.connect(orders_dsn, autocommit=True) as conn:
+        with pytest.raises(QueryFailed, match="boom"):
+            verify_rollback(conn, failing, candidate, options)
+        assert conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE
+        # The same connection still verifies, and the index it measured is gone again.
+        evidence = verify_rollback(conn, Execution(check_statement(LOOKUP)), candidate, options)
+        assert evidence.index_used
+        assert evidence.after_ms is not None and evidence.before_ms is not None
+        assert evidence.after_ms < evidence.before_ms
+        assert leftover_prepared(conn) == []
+    assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
+
+
+def test_trigram_candidate_is_verified_by_building_it(
+    orders_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GIN candidate: HypoPG cannot simulate it, so even where HypoPG is installed it
+    goes to the rollback method (and HypoPG, when present, judges nothing here)."""
+    with psycopg.connect(orders_dsn, autocommit=True) as conn:
+        if (
+            conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'").fetchone()
+            is None
+        ):
+            pytest.skip("pg_trgm is not available on this server")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        hypopg = has_hypopg(orders_dsn)
+        if hypopg:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+    try:
+        code, report = analyze(
+            capsys,
+            "--dsn",
+            orders_dsn,
+            "--query",
+            "SELECT id FROM verify_orders WHERE title LIKE '%abcdef%'",
+        )
+    finally:
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            conn.execute("DROP EXTENSION IF EXISTS hypopg")
+            conn.execute("DROP EXTENSION pg_trgm")
+    assert code == 0
+    assert report["database"]["verify_method"] == ("hypopg" if hypopg else "rollback")
+    gin = [s for s in report["suggestions"] if s["evidence"]["method"] == "rollback"]
+    assert gin, report["queries"][0]["no_suggestion"]
+    assert "USING gin" in gin[0]["sql"] and "gin_trgm_ops" in gin[0]["sql"]
+    assert gin[0]["evidence"]["index_used"] is True
+    assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
+
+
+# ---------------------------------------------------------------- HypoPG, batched
+
+
+@pytest.fixture(scope="module")
+def wide_dsn(orders_dsn: str) -> str:
+    """20,000 rows of 60 independent integer columns with 100 values each: an equality
+    on one column and a range on another make a distinct two-column candidate per pair."""
+    columns = ", ".join(f"c{i} int" for i in range(WIDE_COLUMNS))
+    values = ", ".join("floor(random() * 100)::int" for _ in range(WIDE_COLUMNS))
+    with psycopg.connect(orders_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE verify_wide ({columns})")
+        conn.execute("SELECT setseed(0.42)")
+        conn.execute(f"INSERT INTO verify_wide SELECT {values} FROM generate_series(1, 20000)")
+        conn.execute("VACUUM ANALYZE verify_wide")
+    return orders_dsn
+
+
+def test_hypopg_batches_thousands_of_statements_without_leaking(
+    wide_dsn: str, hypopg_dsn: str
+) -> None:
+    pairs = [(i, j) for i in range(WIDE_COLUMNS) for j in range(WIDE_COLUMNS) if i != j]
+    items = [
+        HypoItem(
+            Execution(
+                check_statement(f"SELECT * FROM verify_wide WHERE c{i} = {i % 100} AND c{j} > 97")
+            ),
+            (IndexCandidate.of("public", "verify_wide", f"c{i}", f"c{j}"),),
+        )
+        for i, j in pairs[:3000]
+    ]
+    options = VerifyOptions(explain=ExplainOptions())
+    stats = HypoStats()
+    with psycopg.connect(hypopg_dsn, autocommit=True) as conn:
+        results = verify_hypopg_batch(conn, items, options, stats)
+        # More hypothetical indexes than HypoPG can hold at once (about 2,800 on
+        # PostgreSQL 15): only the resets between batches make this possible.
+        assert stats.indexes_created == 3000
+        assert stats.statements == 3000
+        assert stats.batches == -(-3000 // options.hypopg_batch)
+        assert conn.execute("SELECT count(*) FROM hypopg_list_indexes").fetchone() == (0,)
+        assert leftover_prepared(conn) == []
+        assert conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE
+    assert [r.error for r in results if r.error] == []
+    for item, result in zip(items, results, strict=True):
+        [candidate] = item.candidates
+        # c_i = k keeps 1%, c_j > 97 keeps 2% of that: the pair's own index wins.
+        assert result.used == (candidate,), item.execution.statement.sql
+        evidence = result.evidence(candidate)
+        assert evidence.method == "hypopg" and evidence.index_used
+        assert evidence.after_cost is not None
+        assert evidence.after_cost * 10 < evidence.before_cost
+    assert catalog_indexes(hypopg_dsn) == ["verify_orders_pkey"]
+
+
+def test_hypopg_credits_the_index_the_planner_picked_across_statements(
+    hypopg_dsn: str,
+) -> None:
+    """Two statements on one table in one batch: each is explained with both candidates in
+    place and gets the one the planner picked (the composite serves both)."""
+    composite = IndexCandidate.of("public", "verify_orders", "customer_id", "created_at")
+    single = IndexCandidate.of("public", "verify_orders", "status")
+    items = [
+        HypoItem(
+            Execution(
+                check_statement(
+                    "SELECT id FROM verify_orders WHERE customer_id = 7 "
+                    "AND created_at > '2026-03-01'"
+                )
+            ),
+            (composite,),
+        ),
+        HypoItem(Execution(check_statement(LOOKUP)), (single,)),
+    ]
+    with psycopg.connect(hypopg_dsn, autocommit=True) as conn:
+        first, second = verify_hypopg_batch(conn, items, VerifyOptions(explain=ExplainOptions()))
+    assert first.used == (composite,)
+    # customer_id = 42 is served by the other statement's composite, not by (status).
+    assert second.used == (composite,)
+    assert not second.evidence(single).index_used
+
+
+def test_hypopg_judges_a_generic_plan(hypopg_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = analyze(
+        capsys,
+        "--dsn",
+        hypopg_dsn,
+        "--query",
+        "SELECT * FROM verify_orders WHERE customer_id = $1",
+    )
+    assert code == 0
+    assert report["database"]["verify_method"] == "hypopg"
+    [suggestion] = report["suggestions"]
+    assert suggestion["columns"] == ["customer_id"]
+    assert suggestion["evidence"]["method"] == "hypopg"
+    assert suggestion["evidence"]["index_used"] is True
+    assert report["queries"][0]["no_suggestion"] == []
+
+
+@pytest.mark.parametrize("method", ["rollback", "hypopg"])
+def test_of_two_alternatives_the_best_is_kept_and_the_other_named(
+    orders_dsn: str, capsys: pytest.CaptureFixture[str], method: str
+) -> None:
+    """1% of the orders are pending: a composite (status, created_at DESC) and a partial
+    (created_at DESC) WHERE status = 'pending' both serve the top-20; one suggestion only."""
+    if method == "hypopg":
+        if not has_hypopg(orders_dsn):
+            pytest.skip("HypoPG is not installed on this PostgreSQL server")
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+    try:
+        code, report = analyze(
+            capsys,
+            "--dsn",
+            orders_dsn,
+            "--verify",
+            method,
+            "--query",
+            "SELECT * FROM verify_orders WHERE status = 'pending' ORDER BY created_at DESC "
+            "LIMIT 20",
+        )
+    finally:
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            conn.execute("DROP EXTENSION IF EXISTS hypopg")
+    assert code == 0
+    [suggestion] = report["suggestions"]
+    assert suggestion["evidence"]["method"] == method
+    assert suggestion["evidence"]["index_used"] is True
+    [query] = report["queries"]
+    [loser] = [r for r in query["no_suggestion"] if r["columns"] != suggestion["columns"]]
+    assert loser["reason"] == "no_gain"
+    assert "a better alternative" in loser["detail"]
+    winner = suggestion["sql"].split(" IF NOT EXISTS ")[1].split()[0]
+    assert winner in loser["detail"]
+    assert {tuple(suggestion["columns"]), tuple(loser["columns"])} == {
+        ("status", "created_at DESC"),
+        ("created_at DESC",),
+    }
+    assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
+
+
+def test_foreign_key_index_is_verified_by_the_trigger_time(
+    orders_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deleting parents searches the unindexed referencing column once per row: the plan's
+    cost is tiny (the trigger is not in it), so neither --min-cost nor HypoPG can judge it;
+    the rollback method measures the trigger's time with the index built."""
+    with psycopg.connect(orders_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE verify_parent (id int PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE verify_child (id int PRIMARY KEY, parent_id int REFERENCES verify_parent)"
+        )
+        conn.execute("INSERT INTO verify_parent SELECT generate_series(1, 20000)")
+        conn.execute(
+            "INSERT INTO verify_child SELECT i, 1000 + i % 19000 FROM generate_series(1, 300000) i"
+        )
+        conn.execute("VACUUM ANALYZE verify_parent")
+        conn.execute("VACUUM ANALYZE verify_child")
+        hypopg = has_hypopg(orders_dsn)
+        if hypopg:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+    try:
+        code, report = analyze(
+            capsys,
+            "--dsn",
+            orders_dsn,
+            "--analyze-writes",
+            "--query",
+            "DELETE FROM verify_parent WHERE id < 40",
+        )
+    finally:
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            conn.execute("DROP EXTENSION IF EXISTS hypopg")
+            remaining = conn.execute("SELECT count(*) FROM verify_parent").fetchone()
+            conn.execute("DROP TABLE verify_child, verify_parent")
+    assert code == 0
+    assert remaining == (20000,)  # the DELETE was rolled back
+    [query] = report["queries"]
+    assert [f["rule"] for f in query["findings"]] == ["slow-fk-trigger"]
+    assert query["plan"]["total_cost"] < 100  # below --min-cost, yet advised
+    [suggestion] = report["suggestions"]
+    assert suggestion["table"] == "verify_child"
+    assert suggestion["columns"] == ["parent_id"]
+    evidence = suggestion["evidence"]
+    assert evidence["method"] == "rollback"
+    assert evidence["index_used"] is True
+    assert evidence["after_ms"] * 10 <= evidence["before_ms"]
+    assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
