@@ -12,6 +12,7 @@ from explainer.workload.model import (
     SessionTrace,
     Workload,
     heaviest_first,
+    value_identity,
 )
 
 __all__ = [
@@ -31,8 +32,9 @@ class WorkloadBuilder:
 
     Whether a group is utility is decided once, from its first query: every query of a
     group has the same parse tree shape, so they all answer alike. With ``keep_order``
-    each session's sequence of shapes is kept as well (:class:`SessionTrace`, 4 bytes a
-    statement), for detectors that need order, such as N+1 bursts.
+    each session's sequence of shapes is kept as well, with an identity of each
+    statement's values and its time (:class:`SessionTrace`, 12 bytes a statement), for
+    detectors that need order, such as N+1 bursts.
     """
 
     def __init__(self, *, keep_order: bool = False) -> None:
@@ -74,7 +76,7 @@ class WorkloadBuilder:
         trace = self._traces.get(query.session)
         if trace is None:
             trace = self._traces[query.session] = SessionTrace(query.session)
-        trace.add(self._index[key], query.transaction)
+        trace.add(self._index[key], query.transaction, value_identity(query), query.timestamp)
 
     def build(self) -> Workload:
         ordered = sorted(self._shapes, key=heaviest_first)

@@ -7,6 +7,7 @@ import random
 import re
 from array import array
 from dataclasses import dataclass, field
+from datetime import date
 
 from explainer.capture.model import CapturedQuery
 
@@ -251,23 +252,90 @@ def heaviest_first(group: QueryGroup) -> tuple[bool, float, int]:
     return (group.total_ms is None, -(group.total_ms or 0.0), -group.calls)
 
 
+#: :attr:`SessionTrace.at` of a statement whose time is unknown.
+NO_TIME = 0xFFFFFFFF
+
+_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,3}))?")
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_DAYS: dict[str, int] = {}
+
+
+def timestamp_ms(text: str | None) -> int | None:
+    """Milliseconds since 1970 of an ISO-like timestamp as logged (server logs, SQLAlchemy's
+    ``asctime``), its time zone ignored: every statement of one session comes from one
+    source, so only differences matter. None when the text holds no such timestamp (syslog
+    dates without a year)."""
+    if text is None:
+        return None
+    match = _TIMESTAMP.match(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction = match.groups()
+    days = _DAYS.get(text[:10])
+    if days is None:
+        try:
+            days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_DAY
+        except ValueError:
+            return None
+        if len(_DAYS) < 1000:  # a log spans few days; the cap keeps odd inputs bounded
+            _DAYS[text[:10]] = days
+    millis = int(fraction.ljust(3, "0")) if fraction else 0
+    return ((days * 24 + int(hour)) * 60 + int(minute)) * 60_000 + int(second) * 1000 + millis
+
+
+def value_identity(query: CapturedQuery) -> int:
+    """32 bits that tell two executions of one shape with different values apart.
+
+    The values are the logged parameters, or the literals in the text when the driver
+    inlined them (psycopg2, client-side binding): two executions of one shape have equal
+    text and parameters exactly when they ran with the same values. Python's ``hash`` is
+    salted per process, so identities compare within one workload only; two different
+    value sets collide with probability 2**-32.
+    """
+    return hash((query.sql, query.parameters)) & 0xFFFFFFFF
+
+
 @dataclass(slots=True)
 class SessionTrace:
     """The order in which one session ran its statements: what the N+1 detector reads.
 
-    ``steps`` holds, per statement, an index into :attr:`Workload.shapes` (4 bytes a
-    statement); ``transactions`` marks where the session's transaction changed, as
-    (first step, transaction id or None outside one).
+    Per statement, 12 bytes in three parallel arrays: ``steps`` holds an index into
+    :attr:`Workload.shapes`; ``values`` the statement's :func:`value_identity` (an N+1 burst
+    runs one shape with different values, a repeated query the same ones); ``at`` when it
+    was logged, in ms after :attr:`start_ms` (:data:`NO_TIME` when unknown; saturated
+    after 49 days), to measure bursts and to cut request windows outside transactions.
+    ``transactions`` marks where the session's transaction changed, as (first step,
+    transaction id or None outside one).
     """
 
     session: str
     steps: array[int] = field(default_factory=lambda: array("I"))
     transactions: list[tuple[int, str | None]] = field(default_factory=list)
+    values: array[int] = field(default_factory=lambda: array("I"))
+    at: array[int] = field(default_factory=lambda: array("I"))
+    start_ms: int | None = None
+    """The first known timestamp of the session, in ms since 1970 (:func:`timestamp_ms`)."""
 
-    def add(self, shape: int, transaction: str | None) -> None:
+    def add(
+        self, shape: int, transaction: str | None, value: int = 0, timestamp: str | None = None
+    ) -> None:
         if not self.transactions or self.transactions[-1][1] != transaction:
             self.transactions.append((len(self.steps), transaction))
         self.steps.append(shape)
+        self.values.append(value)
+        ms = timestamp_ms(timestamp)
+        if ms is None:
+            self.at.append(NO_TIME)
+            return
+        start = self.start_ms
+        if start is None:
+            start = self.start_ms = ms
+        self.at.append(min(max(ms - start, 0), NO_TIME - 1))
+
+    def time_of(self, step: int) -> int | None:
+        """When step ``step`` was logged, in ms after :attr:`start_ms`; None if unknown."""
+        at = self.at[step]
+        return None if at == NO_TIME else at
 
 
 @dataclass
@@ -278,7 +346,8 @@ class Workload:
     utility: list[QueryGroup] = field(default_factory=list)
     #: Every group, utility included, in the order first seen: what traces index.
     shapes: list[QueryGroup] = field(default_factory=list)
-    #: Per session, the order of its statements (only when built with ``keep_order``).
+    #: Per session, the order of its statements, their values' identities and times
+    #: (only when built with ``keep_order``).
     traces: dict[str, SessionTrace] = field(default_factory=dict)
 
     def top(self, n: int) -> list[QueryGroup]:
