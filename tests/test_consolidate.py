@@ -225,11 +225,19 @@ def test_prefix_candidates_merge_into_one_index_serving_both(shop_dsn: str) -> N
     assert all(e["index_used"] for e in per_query.values())
     assert {s["query"] for s in suggestion["serves"]} == set(ids.values())
     assert all(s["saving"] > 0 for s in suggestion["serves"])
-    [merge] = report["consolidation"]["merges"]
-    assert merge["absorbed_columns"] == ["customer_id"]
-    assert merge["into"] == suggestion["name"]
-    assert merge["queries"] == [ids[BY_CUSTOMER]]
-    assert suggestion["replaces"] == [merge["absorbed"]]
+    if report["database"]["verify_method"] == "hypopg":
+        # HypoPG judges the whole workload in one batch: with both candidates in place the
+        # planner already chose the longer index for the customer_id query, so there is
+        # nothing left to merge.
+        assert report["consolidation"]["merges"] == []
+    else:
+        # Rollback verifies each statement's candidates on their own: the shorter index
+        # wins for the customer_id query and consolidation folds it into the longer one.
+        [merge] = report["consolidation"]["merges"]
+        assert merge["absorbed_columns"] == ["customer_id"]
+        assert merge["into"] == suggestion["name"]
+        assert merge["queries"] == [ids[BY_CUSTOMER]]
+        assert suggestion["replaces"] == [merge["absorbed"]]
     # Its size is known, from HypoPG or the estimate, and plausible for 300k rows of
     # (int, timestamptz): between 4 and 20 MB.
     assert suggestion["size_source"] in {"hypopg", "estimate"}

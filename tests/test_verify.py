@@ -490,3 +490,42 @@ def test_foreign_key_index_is_verified_by_the_trigger_time(
     assert evidence["index_used"] is True
     assert evidence["after_ms"] * 10 <= evidence["before_ms"]
     assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
+
+
+@pytest.mark.parametrize("method", ["rollback", "hypopg"])
+def test_a_placeholder_without_values_whose_generic_plan_skips_the_index_is_not_replayable(
+    orders_dsn: str, capsys: pytest.CaptureFixture[str], method: str
+) -> None:
+    """status is 'pending' on 1% of the orders and 'done' on the rest. Without logged
+    values the generic plan estimates half the rows for ``status = $1`` and keeps the
+    sequential scan, so an index on status is not used there; yet the application may be
+    sending 'pending', for which the index pays off. Neither "not used" nor "low
+    selectivity" would be true: the verdict is not_replayable, with the way out."""
+    if method == "hypopg":
+        if not has_hypopg(orders_dsn):
+            pytest.skip("HypoPG is not installed on this PostgreSQL server")
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+    common = ["--dsn", orders_dsn, "--verify", method, "--query"]
+    try:
+        code, report = analyze(capsys, *common, "SELECT * FROM verify_orders WHERE status = $1")
+        code_literal, literal = analyze(
+            capsys, *common, "SELECT * FROM verify_orders WHERE status = 'pending'"
+        )
+    finally:
+        with psycopg.connect(orders_dsn, autocommit=True) as conn:
+            conn.execute("DROP EXTENSION IF EXISTS hypopg")
+    assert code == 0 and code_literal == 0
+    assert report["suggestions"] == []
+    [query] = report["queries"]
+    assert query["error"] is None
+    [reason] = query["no_suggestion"]
+    assert reason["reason"] == "not_replayable", reason
+    assert reason["table"] == "verify_orders"
+    assert reason["columns"] == ["status"]
+    assert "generic plan" in reason["detail"] and "log" in reason["detail"]
+    # With the rare value the application may send, an index on status does pay off.
+    assert literal["suggestions"], literal["queries"][0]["no_suggestion"]
+    assert all(s["evidence"]["index_used"] for s in literal["suggestions"])
+    assert {s["table"] for s in literal["suggestions"]} == {"verify_orders"}
+    assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]

@@ -28,7 +28,7 @@ from explainer.advise.consolidate import (
     write_overhead,
 )
 from explainer.advise.ddl import create_index_sql
-from explainer.advise.indexes import VerifyMode, advise_statement
+from explainer.advise.indexes import StatementInput, VerifyMode, advise_statements
 from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion
 from explainer.advise.removals import find_removals
 from explainer.advise.verify import (
@@ -176,12 +176,15 @@ def analyze_workload(
             report.inputs.set_aside += sum(g.calls for g in workload.utility)
         groups = select_groups(groups, options)
         tables = _TableCache(conn)
-        suggestions: dict[IndexCandidate, IndexSuggestion] = {}
+        explained: list[tuple[QueryReport, StatementInput]] = []
         for number, group in enumerate(groups, start=1):
             if progress is not None:
                 progress(number, len(groups), group)
-            entry = _analyze_group(conn, group, options, mode, tables, suggestions)
+            entry, statement = _analyze_group(conn, group, options, tables)
             report.queries.append(entry)
+            if statement is not None:
+                explained.append((entry, statement))
+        suggestions = _advise(conn, explained, options, mode)
         _consolidate(conn, server, mode, options, workload, groups, tables, report, suggestions)
     return report
 
@@ -190,10 +193,10 @@ def _analyze_group(
     conn: Connection,
     group: QueryGroup,
     options: AnalyzeOptions,
-    mode: VerifyMode,
     tables: _TableCache,
-    suggestions: dict[IndexCandidate, IndexSuggestion],
-) -> QueryReport:
+) -> tuple[QueryReport, StatementInput | None]:
+    """Explain one shape and run the rules: its report entry, and what the advisor needs
+    (None when the statement failed: the entry says why)."""
     example = group.example
     entry = QueryReport(
         id=group.fingerprint,
@@ -210,31 +213,36 @@ def _analyze_group(
         plan_tables = tables.for_plan(outcome.plan)
         context = rule_context(conn, outcome.plan, plan_tables, example.sql)
         entry.findings = run_rules(outcome.plan, context)
-        advice = advise_statement(
-            conn,
-            execution,
-            outcome.plan,
-            entry.findings,
-            plan_tables,
-            mode=mode,
-            options=VerifyOptions(
-                explain=options.explain,
-                min_gain=options.min_gain,
-                min_cost=options.min_cost,
-                max_table_bytes=options.max_verify_table_bytes,
-                allow_large=options.allow_large,
-            ),
-        )
     except ExplainerError as exc:
         entry.error = str(exc)
-        return entry
-    entry.no_suggestion = advice.rejected
-    for candidate, evidence, rule in advice.accepted:
-        suggestion = suggestions.setdefault(candidate, IndexSuggestion(candidate, {}))
-        suggestion.evidence[group.fingerprint] = evidence
-        if rule not in suggestion.rules:
-            suggestion.rules.append(rule)
-    return entry
+        return entry, None
+    return entry, StatementInput(execution, outcome.plan, entry.findings, plan_tables)
+
+
+def _advise(
+    conn: Connection,
+    explained: list[tuple[QueryReport, StatementInput]],
+    options: AnalyzeOptions,
+    mode: VerifyMode,
+) -> dict[IndexCandidate, IndexSuggestion]:
+    """Advise every explained statement in one call, after all were explained, so that
+    HypoPG judges the workload's candidates in batches across statements (and an index
+    one statement's plan prefers is credited to every statement it serves)."""
+    advice = advise_statements(
+        conn, [statement for _, statement in explained], mode=mode, options=_verify_options(options)
+    )
+    suggestions: dict[IndexCandidate, IndexSuggestion] = {}
+    for (entry, _), result in zip(explained, advice, strict=True):
+        if result.error is not None:
+            entry.error = result.error
+            continue
+        entry.no_suggestion = result.rejected
+        for candidate, evidence, rule in result.accepted:
+            suggestion = suggestions.setdefault(candidate, IndexSuggestion(candidate, {}))
+            suggestion.evidence[entry.id] = evidence
+            if rule and rule not in suggestion.rules:
+                suggestion.rules.append(rule)
+    return suggestions
 
 
 def rule_context(

@@ -58,7 +58,9 @@ Thresholds (documented in docs/rules.md by the lead; constants below):
   loop is not small).
 - low selectivity: every key predicate has a pg_stats estimate and together they keep more
   than :data:`LOW_SELECTIVITY` of the rows, unless the index also serves ``ORDER BY ...
-  LIMIT`` (then it stops early whatever the share).
+  LIMIT`` (then it stops early whatever the share). An equality to a ``$n`` has no
+  estimate when some most common value keeps at most that share: the application may be
+  sending that rare value, and the average would hide it.
 - partial index: an equality to a literal that is a most common value kept by at most
   :data:`PARTIAL_MAX_SHARE` of the rows on a column with at most
   :data:`PARTIAL_MAX_DISTINCT` distinct values (a status-like column; a partial index per
@@ -75,7 +77,9 @@ of the same method whose leading keys are the candidate's, the equality part in 
 and the rest in order with the same directions (or all reversed: a backward scan), whose
 stored columns include the candidate's INCLUDE columns, and whose predicate is the same
 (a partial candidate is also served by a full index whose leading equality keys include
-the predicate's column).
+the predicate's column). :func:`unique_index` rejects a btree candidate whose equality
+part already contains every column of an existing unique index (``(id, email)`` beside the
+primary key on ``id``): that index finds the one row already.
 """
 
 from __future__ import annotations
@@ -630,6 +634,14 @@ def derive_candidates(
         if any(candidate == c for c in result.candidates):
             continue
         existing = covering_index(candidate, table.indexes, equality=equality)
+        detail = f"already covers ({', '.join(candidate.columns)})"
+        if existing is None:
+            existing = unique_index(candidate, table.indexes, equality=equality)
+            if existing is not None:
+                detail = (
+                    f"is unique on ({', '.join(existing.columns)}): it finds the one row "
+                    f"({', '.join(candidate.columns)}) would"
+                )
         if existing is None and candidate.using == "btree" and primary_covered:
             continue  # the query is served already: no btree alternative on top
         if existing is not None:
@@ -638,7 +650,7 @@ def derive_candidates(
             result.rejected.append(
                 NoSuggestion(
                     NoSuggestionReason.ALREADY_INDEXED,
-                    f"{existing.name} already covers ({', '.join(candidate.columns)})",
+                    f"{existing.name} {detail}",
                     qualified,
                     candidate,
                 )
@@ -735,6 +747,10 @@ def _selectivity(p: Predicate, stats: TableStats | None, rows: float) -> float |
         return column.null_frac if p.is_null else 1.0 - column.null_frac
     if p.kind == "eq":
         if not p.values:
+            # A $n: the average share hides a rare value the application may be the one
+            # sending ('pending' of 'pending'/'done'): unknown, the verification judges.
+            if any(f <= LOW_SELECTIVITY for f in column.most_common_freqs):
+                return None
             return column.equality_selectivity(None, rows)
         shares = [column.equality_selectivity(v, rows) for v in p.values]
         known = [s for s in shares if s is not None]
@@ -984,6 +1000,29 @@ def covering_index(
         if _normalize(candidate.where or "") != _normalize(index.predicate or ""):
             continue
         if _serves(keys, wanted, equality):
+            return index
+    return None
+
+
+def unique_index(
+    candidate: IndexCandidate, existing: tuple[ExistingIndex, ...], *, equality: int
+) -> ExistingIndex | None:
+    """An existing valid unique index on columns the candidate's equality part all
+    compares: every lookup the candidate would serve already finds at most one row by it,
+    so the candidate adds nothing (``(id, email)`` beside the primary key on ``id``).
+
+    Only the equality part counts: after a unique match there is nothing left to order or
+    range over. A partial unique index proves uniqueness only for its own rows: ignored.
+    """
+    if candidate.using != "btree" or equality <= 0:
+        return None
+    compared = {_normalize(k.text) for k in candidate.keys[:equality]}
+    for index in existing:
+        if not (index.is_unique or index.is_primary) or not index.is_valid:
+            continue
+        if index.predicate is not None or not index.columns:
+            continue
+        if {_normalize(c) for c in index.columns} <= compared:
             return index
     return None
 

@@ -1,21 +1,30 @@
-"""The index advisor for statements: findings in, verified suggestions out.
+"""The index advisor for statements: plans and findings in, verified suggestions out.
 
-For each finding an index can fix, the table access it points at gets its candidates
-(sometimes several alternatives: a composite, a partial, a covering one); what an
-existing index already serves is dropped, and the rest is verified: with HypoPG in
-batches across statements, or by building the index in a rolled-back transaction. Of
-the alternatives for one access the best that the planner uses and that saves at least
-``--min-gain`` is kept. Everything not suggested is reported with a reason code, so a
-user can tell "nothing to do" from "explainer could not tell".
+Advice is per *table access*, as Dexter does it, not only per finding: every scan of a
+base table in the plan is looked at. An access a finding points at gets its candidates
+for that finding's rule; an access without a finding is still considered, because some
+needs show no symptom of their own (the unindexed foreign-key side of a hash join has no
+filter, a 25%-selective filter deserves its ``low_selectivity``, a lookup an existing
+index serves deserves its ``already_indexed``). What an existing index already serves is
+dropped, twins (candidates that build the same index) are merged, and at most
+:data:`MAX_CANDIDATES_PER_ACCESS` alternatives per access are verified: with HypoPG in
+batches across statements (every candidate of a statement in place together), or by
+building the index in a rolled-back transaction, where the accesses' best candidates are
+then also built *together*, because on a join one index can pay off only once the other
+exists. Of the alternatives for one access the best that the planner uses and that saves
+at least ``--min-gain`` is kept. Everything not suggested is reported with a reason code,
+so a user can tell "nothing to do" from "explainer could not tell".
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 from explainer.advise.candidates import covering_index, derive_candidates
+from explainer.advise.ddl import create_index_sql
 from explainer.advise.model import (
     Evidence,
     IndexCandidate,
@@ -34,11 +43,12 @@ from explainer.advise.verify import (
     ranking,
     verify_hypopg_batch,
     verify_rollback,
+    verify_rollback_set,
 )
 from explainer.db.catalog import TableInfo, resolve_table
 from explainer.db.explain import Connection, Execution
 from explainer.db.stats import TableStats, installed_extensions, table_stats
-from explainer.errors import QueryFailed
+from explainer.errors import ExplainerError, QueryFailed
 from explainer.plan import Plan, PlanNode
 from explainer.rules import Finding, table_name
 
@@ -61,11 +71,25 @@ INDEX_RULES = frozenset(
 )
 
 
+#: Alternatives verified per table access at most (in the candidates' order of preference).
+MAX_CANDIDATES_PER_ACCESS = 3
+#: The scans of a base table that an index could replace or improve.
+SCAN_NODES = frozenset({"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
+#: The ``rule`` of a suggestion no finding led to (an access looked at for its own sake).
+NO_RULE = ""
+
+
 @dataclass(slots=True)
 class StatementAdvice:
-    #: Verified candidates with their evidence and the rule that led to each.
+    #: Verified candidates with their evidence and the rule that led to each
+    #: (:data:`NO_RULE` when no finding pointed at the table access).
     accepted: list[tuple[IndexCandidate, Evidence, str]] = field(default_factory=list)
     rejected: list[NoSuggestion] = field(default_factory=list)
+    #: Why the statement could not be advised at all (the rest of the workload goes on).
+    error: str | None = None
+    #: An accepted candidate that pays off only together with these other suggested
+    #: indexes (its evidence is the run with all of them built).
+    together: dict[IndexCandidate, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +105,25 @@ class StatementInput:
 
 @dataclass(slots=True)
 class _Access:
-    """One table access a finding points at, with its alternative candidates."""
+    """One table access of the statement, with its alternative candidates."""
 
+    #: The finding's rule, or :data:`NO_RULE` for an access no finding points at.
     rule: str
     table: TableInfo
     candidates: list[IndexCandidate]
     #: A foreign key whose trigger the index is for (verified by the trigger's time).
     constraint: str | None = None
     evidence: dict[IndexCandidate, Evidence] = field(default_factory=dict)
+    #: Evidence from a run with the other accesses' best candidates built too, for a
+    #: candidate that pays off only together with them (rollback; HypoPG always judges a
+    #: statement's candidates together).
+    together: dict[IndexCandidate, tuple[Evidence, tuple[str, ...]]] = field(default_factory=dict)
+
+    @property
+    def quiet(self) -> bool:
+        """No finding points here: its reasons are worth reporting only when the statement
+        has nothing else to say (a small lookup table of a join is not news)."""
+        return self.rule == NO_RULE
 
 
 @dataclass(slots=True)
@@ -96,6 +131,11 @@ class _Statement:
     source: StatementInput
     accesses: list[_Access] = field(default_factory=list)
     advice: StatementAdvice = field(default_factory=StatementAdvice)
+    #: Reasons from accesses no finding points at (see :attr:`_Access.quiet`).
+    quiet: list[NoSuggestion] = field(default_factory=list)
+    seen: set[IndexCandidate] = field(default_factory=set)
+    #: The statement measured without any new index (rollback), shared by its candidates.
+    before: Plan | None = None
 
 
 def advise_statement(
@@ -108,10 +148,12 @@ def advise_statement(
     mode: VerifyMode,
     options: VerifyOptions,
 ) -> StatementAdvice:
-    """Candidates for every index-worthy finding of one statement, verified by ``mode``."""
+    """Candidates for every table access of one statement, verified by ``mode``."""
     [advice] = advise_statements(
         conn, [StatementInput(execution, plan, findings, tables)], mode=mode, options=options
     )
+    if advice.error is not None:
+        raise ExplainerError(advice.error)
     return advice
 
 
@@ -127,30 +169,49 @@ def advise_statements(
 
     With ``mode="hypopg"`` the hypothetical indexes are created in batches across the
     statements, so a workload of thousands of statements costs one ``hypopg_create_index``
-    per distinct candidate per batch, not one per candidate per statement.
+    per distinct candidate per batch, not one per candidate per statement. A statement
+    whose advice fails (a catalog lookup, a measurement) gets its ``error`` and the others
+    go on.
     """
     catalog = _Catalog(conn)
-    prepared = [_prepare(catalog, s, options) for s in statements]
+    prepared = []
+    for source in statements:
+        statement = _Statement(source)
+        _guarded(statement, partial(_prepare, catalog, statement, options))
+        prepared.append(statement)
     if mode == "hypopg":
-        _verify_hypopg(conn, prepared, options, stats)
+        _verify_hypopg(conn, [s for s in prepared if s.advice.error is None], options, stats)
     for statement in prepared:
-        _verify_rest(conn, statement, mode, options)
+        if statement.advice.error is not None:
+            continue
+        _guarded(statement, partial(_verify_rest, conn, statement, mode, options))
+        if statement.advice.error is None and mode != "none":
+            _guarded(statement, partial(_verify_together, conn, statement, options))
         _decide(statement, options)
     return [s.advice for s in prepared]
 
 
-def _prepare(catalog: _Catalog, source: StatementInput, options: VerifyOptions) -> _Statement:
-    """The statement's table accesses and candidates; reasons for what gets none."""
-    statement = _Statement(source)
-    rejected = statement.advice.rejected
+def _guarded(statement: _Statement, step: Callable[[], None]) -> None:
+    try:
+        step()
+    except ExplainerError as exc:
+        statement.advice.error = str(exc)
+
+
+def _prepare(catalog: _Catalog, statement: _Statement, options: VerifyOptions) -> None:
+    """The statement's table accesses and candidates; reasons for what gets none.
+
+    First the accesses findings point at (their rule is the suggestion's), then every
+    other scan of a base table, unless the whole statement is below ``--min-cost``.
+    """
+    source = statement.source
     findings = [f for f in source.findings if f.rule in INDEX_RULES]
-    if not findings:
-        return statement
     cost = source.plan.root.total_cost
-    if cost < options.min_cost:
+    cheap = cost < options.min_cost
+    if cheap:
         # A foreign key trigger's work is not in the plan's cost: its finding stays.
-        if any(f.rule != FK_RULE for f in findings):
-            rejected.append(
+        if not findings or any(f.rule != FK_RULE for f in findings):
+            statement.advice.rejected.append(
                 NoSuggestion(
                     NoSuggestionReason.CHEAP_QUERY,
                     f"the plan costs {cost:,.1f}, below --min-cost {options.min_cost:,.0f}: "
@@ -158,29 +219,88 @@ def _prepare(catalog: _Catalog, source: StatementInput, options: VerifyOptions) 
                 )
             )
         findings = [f for f in findings if f.rule == FK_RULE]
-    seen: set[IndexCandidate] = set()
+    handled: set[str] = set()
     for finding in findings:
         name, node = _finding_access(source.plan, finding)
         if name is None:
             continue
-        table = source.tables.get(name) or _lookup(catalog.conn, name)
-        if table is None:
-            rejected.append(
+        if finding.rule != FK_RULE and node is not None:
+            if node.path in handled:
+                continue  # two findings on one scan: the first (heaviest) one's rule
+            handled.add(node.path)
+        constraint = finding.details.get("constraint") if finding.rule == FK_RULE else None
+        _add_access(
+            catalog, statement, name, node, finding, str(constraint) if constraint else None
+        )
+    if cheap:
+        return
+    for node in source.plan.walk():
+        if node.node_type not in SCAN_NODES or node.path in handled:
+            continue
+        name = table_name(node)
+        if name is not None:
+            handled.add(node.path)
+            _add_access(catalog, statement, name, node, None, None)
+
+
+def _add_access(
+    catalog: _Catalog,
+    statement: _Statement,
+    name: str,
+    node: PlanNode | None,
+    finding: Finding | None,
+    constraint: str | None,
+) -> None:
+    source = statement.source
+    rule = finding.rule if finding is not None else NO_RULE
+    reasons = statement.quiet if finding is None else statement.advice.rejected
+    table = source.tables.get(name) or _lookup(catalog.conn, name)
+    if table is None:
+        reasons.append(
+            NoSuggestion(NoSuggestionReason.UNKNOWN_TABLE, f"{name} is not in the catalog", name)
+        )
+        return
+    candidates, rejected = _derive(catalog, source, finding, table, node)
+    reasons.extend(rejected)
+    fresh = []
+    for candidate in candidates:
+        candidate = catalog.canonical(candidate)
+        if candidate not in statement.seen and candidate not in fresh:
+            fresh.append(candidate)
+    fresh = fresh[:MAX_CANDIDATES_PER_ACCESS]
+    served = _served_by(node) if finding is None and node is not None else None
+    if served is not None:
+        # The plan reads the table through an index that removes (almost) nothing: no
+        # other index is worth verifying here.
+        if fresh and not rejected:
+            reasons.append(
                 NoSuggestion(
-                    NoSuggestionReason.UNKNOWN_TABLE, f"{name} is not in the catalog", name
+                    NoSuggestionReason.ALREADY_INDEXED,
+                    f"the plan reads {table.qualified} through {served}, which finds the "
+                    "rows it needs with few or none to filter out",
+                    table.qualified,
+                    existing=served,
                 )
             )
-            continue
-        candidates, reasons = _derive(catalog, source, finding, table, node)
-        rejected.extend(reasons)
-        fresh = [c for c in candidates if c not in seen]
-        seen.update(fresh)
-        if fresh:
-            constraint = finding.details.get("constraint") if finding.rule == FK_RULE else None
-            statement.accesses.append(
-                _Access(finding.rule, table, fresh, str(constraint) if constraint else None)
-            )
-    return statement
+        return
+    statement.seen.update(fresh)
+    if fresh:
+        statement.accesses.append(_Access(rule, table, fresh, constraint))
+
+
+def _served_by(node: PlanNode) -> str | None:
+    """The index an index or bitmap scan reads when its filter and recheck remove fewer
+    rows than they keep (None for a sequential scan, or when the index reads too much)."""
+    if node.node_type == "Seq Scan":
+        return None
+    names = [n.index_name for n in node.walk() if n.index_name]
+    if not names:
+        return None
+    removed = node.rows_removed_total
+    kept = node.total_rows
+    if removed is not None and kept is not None and removed > kept:
+        return None
+    return ", ".join(dict.fromkeys(names))
 
 
 def _lookup(conn: Connection, name: str) -> TableInfo | None:
@@ -226,6 +346,7 @@ class _Catalog:
         self.conn = conn
         self._stats: dict[tuple[str, str], TableStats | None] = {}
         self._extensions: frozenset[str] | None = None
+        self._canonical: dict[str, IndexCandidate] = {}
 
     def stats(self, table: TableInfo) -> TableStats | None:
         key = (table.schema, table.name)
@@ -239,16 +360,23 @@ class _Catalog:
             self._extensions = installed_extensions(self.conn)
         return self._extensions
 
+    def canonical(self, candidate: IndexCandidate) -> IndexCandidate:
+        """The first candidate seen in this run that builds the same index (``created_at
+        DESC`` and ``created_at DESC NULLS FIRST`` are one index): twins verified side by
+        side would split the planner's choice, and the one it did not pick would be
+        reported as not used."""
+        return self._canonical.setdefault(create_index_sql(candidate), candidate)
+
 
 def _derive(
     catalog: _Catalog,
     source: StatementInput,
-    finding: Finding,
+    finding: Finding | None,
     table: TableInfo,
     node: PlanNode | None,
 ) -> tuple[list[IndexCandidate], list[NoSuggestion]]:
     """The alternatives for one access, and reasons for what was dropped."""
-    if finding.rule != FK_RULE:
+    if finding is None or finding.rule != FK_RULE:
         result = derive_candidates(
             source.execution.statement.sql,
             table,
@@ -314,7 +442,7 @@ def _verify_hypopg(
                     continue
                 problem = result.error or result.failed.get(candidate)
                 if problem is not None:
-                    statement.advice.rejected.append(
+                    _reasons(statement, access).append(
                         NoSuggestion(
                             NoSuggestionReason.VERIFY_FAILED,
                             problem,
@@ -341,7 +469,6 @@ def _verify_rest(
             for candidate in access.candidates:
                 access.evidence[candidate] = estimate_only(source.plan)
         return
-    before: Plan | None = None
     for access in statement.accesses:
         for candidate in list(access.candidates):
             if candidate in access.evidence or (mode == "hypopg" and _by_hypopg(access, candidate)):
@@ -350,20 +477,20 @@ def _verify_rest(
             try:
                 if reason is not None:
                     raise _Refused(reason)
-                if before is None:
-                    before = measure(conn, source.execution, options)
+                if statement.before is None:
+                    statement.before = measure(conn, source.execution, options)
                 access.evidence[candidate] = verify_rollback(
                     conn,
                     source.execution,
                     candidate,
                     options,
-                    before=before,
+                    before=statement.before,
                     constraint=access.constraint,
                 )
             except _Refused as refusal:
-                statement.advice.rejected.append(refusal.reason)
+                _reasons(statement, access).append(refusal.reason)
             except QueryFailed as exc:
-                statement.advice.rejected.append(
+                _reasons(statement, access).append(
                     NoSuggestion(
                         NoSuggestionReason.VERIFY_FAILED,
                         str(exc),
@@ -374,6 +501,65 @@ def _verify_rest(
             else:
                 continue
             access.candidates.remove(candidate)
+
+
+def _reasons(statement: _Statement, access: _Access) -> list[NoSuggestion]:
+    return statement.quiet if access.quiet else statement.advice.rejected
+
+
+def _verify_together(conn: Connection, statement: _Statement, options: VerifyOptions) -> None:
+    """Build the accesses' best candidates together and measure the statement once more.
+
+    On a join, one index can pay off only once another exists: ``accounts(email)`` alone
+    still leaves a sequential scan of all invoices to hash (little saved), and with
+    ``invoices(account_id)`` alone the accounts scan is what remains; together the query is
+    a few index probes. Each access offers its best candidate measured alone (one the
+    planner used, else its first); when one of them does not pay off alone, all are built
+    in one rolled-back transaction, and a candidate the planner uses there is credited
+    with that run if the set beats, by ``--min-gain``, the best of the others alone (so an
+    index is never credited with what another one saved).
+    """
+    picks: list[tuple[_Access, IndexCandidate, Evidence]] = []
+    for access in statement.accesses:
+        if access.constraint is not None:
+            continue
+        judged = [
+            (c, access.evidence[c])
+            for c in access.candidates
+            if c in access.evidence and access.evidence[c].method == "rollback"
+        ]
+        used = [(c, e) for c, e in judged if e.index_used]
+        pool = used or judged[:1]
+        if pool:
+            best = min(pool, key=lambda item: ranking(item[1]))
+            picks.append((access, best[0], best[1]))
+    if len(picks) < 2 or all(helps(e, options.min_gain) for _, _, e in picks):
+        return
+    source = statement.source
+    try:
+        evidence = verify_rollback_set(
+            conn, source.execution, [c for _, c, _ in picks], options, before=statement.before
+        )
+    except QueryFailed:
+        return  # each candidate keeps its own verdict from its own run
+    for access, candidate, alone in picks:
+        if helps(alone, options.min_gain) or not evidence[candidate].index_used:
+            continue
+        others = [e for a, _, e in picks if a is not access]
+        baseline = min(others, key=ranking)
+        joint = evidence[candidate]
+        if _beats(joint, baseline, options.min_gain):
+            partners = tuple(_label(c) for a, c, _ in picks if a is not access)
+            access.together[candidate] = (joint, partners)
+
+
+def _beats(joint: Evidence, baseline: Evidence, min_gain: float) -> bool:
+    """The set's run saves ``min_gain`` over the best of the others measured alone."""
+    if joint.after_ms is not None and baseline.after_ms is not None:
+        return joint.after_ms <= baseline.after_ms * (1 - min_gain)
+    if joint.after_cost is None or baseline.after_cost is None:
+        return False
+    return joint.after_cost <= baseline.after_cost * (1 - min_gain)
 
 
 class _Refused(Exception):
@@ -408,9 +594,16 @@ def _decide(statement: _Statement, options: VerifyOptions) -> None:
     advice = statement.advice
     source_is_generic = statement.source.execution.mode == "generic"
     for access in statement.accesses:
+        reasons = _reasons(statement, access)
         judged = [(c, access.evidence[c]) for c in access.candidates if c in access.evidence]
         winners = [(c, e) for c, e in judged if helps(e, options.min_gain)]
         best = min(winners, key=lambda item: ranking(item[1])) if winners else None
+        partners: tuple[str, ...] = ()
+        if best is None and access.together:
+            # Pays off only with the other accesses' indexes: credited with their run.
+            candidate, (joint, partners) = next(iter(access.together.items()))
+            best = (candidate, joint)
+            advice.together[candidate] = partners
         if best is not None:
             advice.accepted.append((best[0], best[1], access.rule))
         used = [c for c, e in judged if e.index_used]
@@ -420,12 +613,29 @@ def _decide(statement: _Statement, options: VerifyOptions) -> None:
             if best is not None and (
                 helps(evidence, options.min_gain) or _lost_in_one_plan(evidence, best[1])
             ):
-                advice.rejected.append(_beaten(candidate, evidence, best))
+                reasons.append(_beaten(candidate, evidence, best))
             else:
                 reason = _why_not(candidate, evidence, options.min_gain, used)
+                if best is not None and partners:
+                    reason = replace(
+                        reason,
+                        detail=f"{reason.detail}; {_label(best[0])} is proposed instead: it "
+                        f"pays off together with {', '.join(partners)}",
+                    )
                 if source_is_generic:
                     reason = _not_replayable(reason)
-                advice.rejected.append(reason)
+                reasons.append(reason)
+    if not advice.accepted and not advice.rejected:
+        advice.rejected.extend(statement.quiet)
+    advice.rejected[:] = list(dict.fromkeys(advice.rejected))
+
+
+def _label(candidate: IndexCandidate) -> str:
+    """The candidate's name, with its INCLUDE columns (which the name leaves out, so that
+    ``(email)`` and ``(email) INCLUDE (id)`` would read alike)."""
+    if not candidate.include:
+        return candidate.name
+    return f"{candidate.name} INCLUDE ({', '.join(candidate.include)})"
 
 
 def _lost_in_one_plan(evidence: Evidence, won: Evidence) -> bool:
@@ -444,16 +654,16 @@ def _beaten(
 ) -> NoSuggestion:
     winner, won = best
     if evidence.method == "estimate":
-        detail = f"not verified (--verify none): {winner.name} is proposed instead"
+        detail = f"not verified (--verify none): {_label(winner)} is proposed instead"
     elif _lost_in_one_plan(evidence, won):
         detail = (
-            f"a better alternative: with both in place the planner chose {winner.name} "
-            f"({figures(won)}) over {candidate.name}"
+            f"a better alternative: with both in place the planner chose {_label(winner)} "
+            f"({figures(won)}) over {_label(candidate)}"
         )
     else:
         detail = (
-            f"a better alternative: {winner.name} ({figures(won)}) beats "
-            f"{candidate.name} ({figures(evidence)})"
+            f"a better alternative: {_label(winner)} ({figures(won)}) beats "
+            f"{_label(candidate)} ({figures(evidence)})"
         )
     return NoSuggestion(NoSuggestionReason.NO_GAIN, detail, candidate.qualified_table, candidate)
 
@@ -481,8 +691,14 @@ def _why_not(
 ) -> NoSuggestion:
     table = candidate.qualified_table
     columns = ", ".join(candidate.columns)
+    if candidate.include:
+        columns += f") INCLUDE ({', '.join(candidate.include)}"
+    if candidate.where is not None:
+        columns += f") WHERE ({candidate.where}"
+    if candidate.using != "btree":
+        table += f" USING {candidate.using}"
     if not evidence.index_used:
-        others = [c.name for c in used if c != candidate]
+        others = [_label(c) for c in used if c != candidate]
         instead = f" (it chose {', '.join(others)} instead)" if others else ""
         return NoSuggestion(
             NoSuggestionReason.NOT_USED,

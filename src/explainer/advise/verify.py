@@ -234,6 +234,47 @@ class HypoStats:
     batches: int = 0
 
 
+def verify_rollback_set(
+    conn: Connection,
+    execution: Execution,
+    candidates: Sequence[IndexCandidate],
+    options: VerifyOptions,
+    *,
+    before: Plan | None = None,
+) -> dict[IndexCandidate, Evidence]:
+    """Build all ``candidates`` in one rolled-back transaction and measure the statement
+    with them in place: the same figures for each, ``index_used`` each its own.
+
+    The set's counterpart of :func:`verify_rollback` (same transaction, timeouts,
+    savepoint per run and fastest of ``repeats``): a statement on two tables may need both
+    indexes before either pays off (a join whose inner side is unindexed).
+    """
+    analyze = _analyze(execution, options)
+    names = {c: _probe_name(c) for c in candidates}
+    with _transaction(conn, options):
+        if before is None:
+            before = _runs(conn, execution, analyze, options.repeats)
+        for candidate, name in names.items():
+            try:
+                conn.execute(create_index_sql(candidate, name=name).encode())
+            except psycopg.Error as exc:
+                raise query_failed(exc) from None
+        after = _runs(conn, execution, analyze, options.repeats)
+    return {
+        candidate: Evidence(
+            method="rollback",
+            before_cost=before.root.total_cost,
+            after_cost=after.root.total_cost,
+            before_ms=before.total_ms if analyze else None,
+            after_ms=after.total_ms if analyze else None,
+            index_used=_uses_index(after, name),
+            before_plan=before,
+            after_plan=after,
+        )
+        for candidate, name in names.items()
+    }
+
+
 def _batches(items: Sequence[HypoItem], limit: int) -> Iterator[list[int]]:
     """Consecutive items whose distinct candidates number at most ``limit`` (an item with
     more than ``limit`` candidates makes a batch of its own)."""

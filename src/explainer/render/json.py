@@ -67,6 +67,7 @@ def _no_suggestion(item: NoSuggestion) -> dict[str, Any]:
         "detail": item.detail,
         "table": item.table,
         "columns": list(item.candidate.columns) if item.candidate else None,
+        "existing": item.existing,
     }
 
 
