@@ -152,6 +152,9 @@ class IndexCandidate:
             # ix_docs_title_trgm beside a btree ix_docs_title on the same column.
             trigram = any(k.opclass and "trgm" in k.opclass for k in self.keys)
             suffix += ("trgm" if trigram else self.using,)
+        if self.include:
+            # ix_accounts_email_incl_id beside a plain ix_accounts_email.
+            suffix += ("incl", *self.include)
         if self.where is not None:
             suffix += ("where", self.where)
         return index_name(self.table, self.column_names + suffix)
