@@ -195,7 +195,7 @@ def detect(
     shapes = _Shapes(workload)
     found: dict[tuple[int, int], list[Burst]] = {}
     for trace in workload.traces.values():
-        for start, end, transaction in _segments(trace, max_gap_ms):
+        for start, end, transaction in segments(trace, max_gap_ms):
             for shape, source, burst in _bursts(trace, start, end, transaction, shapes, min_count):
                 found.setdefault((shape, source), []).append(burst)
     findings: dict[tuple[int, int], NPlusOne] = {}
@@ -319,7 +319,7 @@ def lookup_of(sql: str) -> Lookup | None:
 # -- segments and bursts ----------------------------------------------------------------
 
 
-def _segments(trace: SessionTrace, max_gap_ms: int) -> Iterator[tuple[int, int, str | None]]:
+def segments(trace: SessionTrace, max_gap_ms: int) -> Iterator[tuple[int, int, str | None]]:
     """(start, end, transaction) of each transaction, and of each request window between."""
     bounds = [*trace.transactions, (len(trace.steps), None)]
     for (start, transaction), (end, _) in pairwise(bounds):
