@@ -30,11 +30,12 @@ from explainer.db.server import ThrowawayServer, find_binaries
 from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
 from explainer.demo.data import create_demo_database
 from explainer.errors import ExplainerError, InputError, PlanParseError
-from explainer.pipeline import AnalyzeOptions, ProgressCallback, analyze_workload
+from explainer.orm.models import ModelMap, load_models
+from explainer.pipeline import AnalyzeOptions, ProgressCallback, analyze_orm, analyze_workload
 from explainer.plan import Plan
 from explainer.plan.compare import compare_plans
 from explainer.plan.source import parse_plan
-from explainer.render.json import render_json
+from explainer.render.json import models_dict, orm_findings, render_json
 from explainer.render.markdown import render_markdown
 from explainer.render.plan import (
     render_comparison_json,
@@ -44,9 +45,9 @@ from explainer.render.plan import (
     render_plan_markdown,
     render_plan_terminal,
 )
-from explainer.render.terminal import render_terminal
+from explainer.render.terminal import render_orm, render_terminal
 from explainer.render.workload import render_workload_json, render_workload_terminal
-from explainer.report import InputSummary, Report
+from explainer.report import InputSummary, OrmReport, Report
 from explainer.rules import RULES, Finding, RuleContext, Severity, run_rules
 from explainer.workload import QueryGroup, Workload, WorkloadBuilder, build_workload
 from explainer.workload.parallel import build_workload_parallel
@@ -261,6 +262,36 @@ def _add_input_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
         )
 
 
+def _add_models_options(parser: argparse.ArgumentParser, *, connected: bool) -> None:
+    models = parser.add_argument_group("models (SQLAlchemy)")
+    fallback = (
+        "without it, names are reflected from the database as sqlacodegen would guess them"
+        if connected
+        else "without it, names are guessed from the SQL"
+    )
+    models.add_argument(
+        "--models",
+        metavar="TARGET",
+        help="your SQLAlchemy models, to name ORM findings and index code in their terms: "
+        f"a module (myapp.models), module:Base or a file path, imported in a subprocess; "
+        f"{fallback}",
+    )
+    models.add_argument(
+        "--models-timeout",
+        type=_positive_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="give up importing --models after SECONDS (default: 20)",
+    )
+    models.add_argument(
+        "--python",
+        default=sys.executable,
+        metavar="PATH",
+        help="the interpreter that imports --models: your application's (default: the one "
+        "running explainer)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="explainer",
@@ -282,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_input_options(analyze, live=True)
     _add_analysis_options(analyze)
+    _add_models_options(analyze, connected=True)
 
     workload = commands.add_parser(
         "workload",
@@ -301,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="total",
         help="order of the JSON groups (default: total time)",
     )
+    _add_models_options(workload, connected=False)
 
     plan = commands.add_parser(
         "plan",
@@ -352,9 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_workload(args: argparse.Namespace) -> tuple[Workload, InputSummary]:
-    """Read every input and group it as it streams: a large log is never held whole."""
-    builder = WorkloadBuilder()
+def _read_workload(args: argparse.Namespace) -> tuple[Workload, InputSummary, bool]:
+    """Read every input and group it as it streams: a large log is never held whole.
+
+    Each session's order of statements is kept too (12 bytes a statement) for the N+1
+    and other ORM rules; the last value says whether it was kept for every input (not
+    for logs read in parallel with ``--jobs``).
+    """
+    builder = WorkloadBuilder(keep_order=True)
     summary = InputSummary()
 
     def take(source: str, read: tuple[Iterable[CapturedQuery], CaptureStats]) -> None:
@@ -387,7 +425,14 @@ def _read_workload(args: argparse.Namespace) -> tuple[Workload, InputSummary]:
             take("pg_stat_statements", read_stat_statements(conn, selection))
     workload = builder.build()
     workload.merge(*parallel)
-    return workload, summary
+    return workload, summary, not parallel
+
+
+def _load_models(args: argparse.Namespace) -> ModelMap | None:
+    """The user's ``--models``, before any input is read (a bad target fails fast)."""
+    if not args.models:
+        return None
+    return load_models(args.models, python=args.python, timeout=args.models_timeout)
 
 
 def _expand(paths: Iterable[str]) -> Iterator[str]:
@@ -473,15 +518,30 @@ def run_workload(args: argparse.Namespace) -> int:
     """``explainer workload``: the shapes of a log, ranked, without a database."""
     if not (args.sql or args.query or args.log):
         raise InputError("nothing to read: give --log FILE, --sql FILE or --query")
-    workload, summary = _read_workload(args)
+    models = _load_models(args)
+    workload, summary, ordered = _read_workload(args)
+    orm = analyze_orm(workload, models, models_target=args.models, ordered=ordered)
     if args.format == "json":
         groups = list(workload.groups)
         if args.sort == "calls":
             groups.sort(key=lambda g: -g.calls)
-        sys.stdout.write(render_workload_json(workload, summary, groups[: args.top]) + "\n")
+        text = render_workload_json(workload, summary, groups[: args.top])
+        sys.stdout.write(_with_orm(text, orm) + "\n")
     else:
-        render_workload_terminal(workload, summary, args.top, Console())
+        console = Console()
+        render_workload_terminal(workload, summary, args.top, console)
+        render_orm(orm, console)
     return EXIT_OK
+
+
+def _with_orm(workload_json: str, orm: OrmReport) -> str:
+    """The workload document with the ORM fields of the report (``models``,
+    ``orm_findings``, ``orm_notes``) added: the same shapes in both formats."""
+    document = json.loads(workload_json)
+    document["models"] = models_dict(orm)
+    document["orm_findings"] = orm_findings(orm)
+    document["orm_notes"] = list(orm.notes)
+    return json.dumps(document, indent=2)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -489,7 +549,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         raise InputError(
             "nothing to analyze: give --query, --sql FILE, --log FILE or --from-pg-stat-statements"
         )
-    workload, summary = _read_workload(args)
+    models = _load_models(args)
+    workload, summary, ordered = _read_workload(args)
     if not summary.statements:
         raise InputError("no statements found in the input")
     # Pasted SQL is explained whole, so each utility statement gets its refusal; from
@@ -498,7 +559,16 @@ def run_analyze(args: argparse.Namespace) -> int:
     options = analyze_options(args, include_utility=pasted_only)
     status = Console(stderr=True)
     progress = _progress(status) if sys.stderr.isatty() else None
-    report = analyze_workload(args.dsn, workload, options, inputs=summary, progress=progress)
+    report = analyze_workload(
+        args.dsn,
+        workload,
+        options,
+        inputs=summary,
+        progress=progress,
+        models=models,
+        models_target=args.models,
+        ordered=ordered,
+    )
     return emit_report(report, args)
 
 
@@ -652,7 +722,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         report = analyze_workload(
             dsn,
-            build_workload(queries),
+            build_workload(queries, keep_order=True),
             analyze_options(args, include_utility=False),
             inputs=summary,
             progress=_progress(status) if sys.stderr.isatty() else None,

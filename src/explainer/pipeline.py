@@ -59,8 +59,12 @@ from explainer.db.connection import connect, redact_dsn
 from explainer.db.explain import Connection, Execution, ExplainOptions, explain
 from explainer.db.safety import check_statement
 from explainer.errors import ExplainerError, InputError
+from explainer.orm.models import ModelMap
+from explainer.orm.nplus1 import detect as detect_nplus1
+from explainer.orm.patterns import detect_patterns
+from explainer.orm.reflect import reflect_models
 from explainer.plan import Plan
-from explainer.report import DatabaseInfo, InputSummary, QueryReport, Report
+from explainer.report import DatabaseInfo, InputSummary, OrmReport, QueryReport, Report
 from explainer.rules import RuleContext, TableFacts, run_rules
 from explainer.rules.model import ForeignKeyFacts
 from explainer.workload import QueryGroup, Workload
@@ -132,6 +136,10 @@ class _TableCache:
             self._tables[name] = resolve_table(self.conn, relation, schema or None)
         return self._tables[name]
 
+    def known(self) -> list[TableInfo]:
+        """Every table looked up so far that exists."""
+        return [info for info in self._tables.values() if info is not None]
+
     def for_plan(self, plan: Plan) -> dict[str, TableInfo]:
         found: dict[str, TableInfo] = {}
         for node in plan.walk():
@@ -148,6 +156,36 @@ class _TableCache:
         return found
 
 
+#: Why N+1 and the other trace rules see nothing when the statements' order was not kept.
+NO_ORDER_NOTE = (
+    "statement order is not kept when a log is read with --jobs: N+1 and the other "
+    "rules that read a session's order were not run on it (read it with --jobs 1)"
+)
+
+
+def analyze_orm(
+    workload: Workload,
+    models: ModelMap | None,
+    *,
+    models_target: str | None = None,
+    column_widths: dict[str, dict[str, float]] | None = None,
+    ordered: bool = True,
+) -> OrmReport:
+    """The ORM advisor over a workload (built with ``keep_order=True``): N+1 lazy loads
+    and the other ORM habits, named in ``models`` when given.
+
+    Needs no database: ``explainer workload`` runs it on a log alone. ``column_widths``
+    (average bytes per column, by table) lets the wide-row rules speak; ``ordered`` False
+    says the workload's order was not kept (parallel ingest), which the report notes.
+    """
+    orm = OrmReport(models=models, models_target=models_target)
+    orm.nplus1 = detect_nplus1(workload, models)
+    orm.patterns = detect_patterns(workload, models=models, column_widths=column_widths)
+    if not ordered:
+        orm.notes.append(NO_ORDER_NOTE)
+    return orm
+
+
 def analyze_workload(
     dsn: str | None,
     workload: Workload,
@@ -155,8 +193,16 @@ def analyze_workload(
     *,
     inputs: InputSummary | None = None,
     progress: ProgressCallback | None = None,
+    models: ModelMap | None = None,
+    models_target: str | None = None,
+    ordered: bool = True,
 ) -> Report:
-    """Connect, explain every shape of the workload (heaviest first), and advise."""
+    """Connect, explain every shape of the workload (heaviest first), and advise.
+
+    ``models`` (the user's, from ``--models``) name the ORM findings and the index
+    suggestions' code; without them the database is reflected and the ORM findings are
+    named as sqlacodegen would (guesses, which the report says).
+    """
     with connect(dsn) as conn:
         server = server_info(conn)
         mode = choose_verify_mode(options.verify, server)
@@ -186,7 +232,39 @@ def analyze_workload(
                 explained.append((entry, statement))
         suggestions = _advise(conn, explained, options, mode)
         _consolidate(conn, server, mode, options, workload, groups, tables, report, suggestions)
+        report.orm = _orm(conn, workload, tables, models, models_target, ordered)
     return report
+
+
+def _orm(
+    conn: Connection,
+    workload: Workload,
+    tables: _TableCache,
+    models: ModelMap | None,
+    models_target: str | None,
+    ordered: bool,
+) -> OrmReport:
+    """The ORM section of a connected analysis: the database reflected when the user gave
+    no models, and the column widths of the tables the plans read for the wide-row rules.
+    Neither is worth failing the analysis for: without them the findings are named from
+    the SQL, and the wide-row rules stay quiet."""
+    notes: list[str] = []
+    if models is None:
+        try:
+            models = reflect_models(conn)
+        except psycopg.Error as exc:
+            notes.append(f"the database could not be reflected for model names: {exc}")
+    widths: dict[str, dict[str, float]] = {}
+    read = {(t.schema, t.name) for t in tables.known()}
+    with suppress(psycopg.Error):
+        for (schema, name), writes in table_writes(conn, read).items():
+            key = name if schema == "public" else f"{schema}.{name}"
+            widths[key] = {c: float(w) for c, w in writes.column_widths.items()}
+    orm = analyze_orm(
+        workload, models, models_target=models_target, column_widths=widths, ordered=ordered
+    )
+    orm.notes[:0] = notes
+    return orm
 
 
 def _analyze_group(

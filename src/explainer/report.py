@@ -12,6 +12,9 @@ from explainer.advise.consolidate import Consolidation
 from explainer.advise.model import IndexSuggestion, NoSuggestion
 from explainer.advise.removals import IndexRemoval
 from explainer.db.catalog import StatsSince
+from explainer.orm.models import ModelMap
+from explainer.orm.nplus1 import NPlusOne
+from explainer.orm.patterns import OrmFinding
 from explainer.plan import Plan
 from explainer.rules import Finding, Severity
 
@@ -71,6 +74,42 @@ class InputSummary:
 
 
 @dataclass(slots=True)
+class OrmReport:
+    """The ORM advisor's part of an analysis: whose names it uses, and what it found.
+
+    ``models`` is the user's (``--models``, source ``"models"``), the database's
+    (reflected, source ``"reflected"``: sqlacodegen-style guesses) or None (no models, no
+    database: names come from the SQL alone, as each finding's ``named_from`` says).
+    """
+
+    models: ModelMap | None = None
+    #: The ``--models`` target as given; None when reflected or absent.
+    models_target: str | None = None
+    #: N+1 lazy loads, most lookups first; nested ones also under their parent.
+    nplus1: list[NPlusOne] = field(default_factory=list)
+    #: The other ORM habits (docs/rules.md, "ORM patterns"), costliest first.
+    patterns: list[OrmFinding] = field(default_factory=list)
+    #: Why part of the detection could not run (statement order not kept...), else None.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def named_from(self) -> str:
+        """``models``, ``reflected`` or ``sql``: where class and attribute names come from."""
+        return self.models.source if self.models is not None else "sql"
+
+    @property
+    def user_models(self) -> ModelMap | None:
+        """The user's own models (``--models``); None when reflected or absent, since
+        guessed classes have no file to change."""
+        return self.models if self.models is not None and self.models.source == "models" else None
+
+    @property
+    def count(self) -> int:
+        """Findings of both kinds."""
+        return len(self.nplus1) + len(self.patterns)
+
+
+@dataclass(slots=True)
 class Report:
     database: DatabaseInfo
     queries: list[QueryReport] = field(default_factory=list)
@@ -83,6 +122,8 @@ class Report:
     removals: list[IndexRemoval] = field(default_factory=list)
     #: Since when the index usage counters behind ``unused`` removals count.
     stats_since: StatsSince | None = None
+    #: N+1 and other ORM findings, and the models they are named in.
+    orm: OrmReport = field(default_factory=OrmReport)
 
     @property
     def findings(self) -> list[Finding]:

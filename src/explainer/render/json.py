@@ -12,11 +12,20 @@ from typing import Any
 from explainer.advise.consolidate import Consolidation, IndexFacts, WriteOverhead
 from explainer.advise.model import Evidence, IndexSuggestion, NoSuggestion
 from explainer.advise.removals import IndexRemoval
+from explainer.orm.loaders import Alternative
+from explainer.orm.models import ModelMap
+from explainer.orm.nplus1 import NPlusOne
+from explainer.orm.patterns import OrmFinding
 from explainer.plan import Plan
 from explainer.plan.labels import node_label
+from explainer.render.phrases import MODELS_NOTES, model_suggestion, nplus1_message
 from explainer.render.sql import index_sql
-from explainer.render.sqlalchemy import index_declaration, table_args_declaration
-from explainer.report import QueryReport, Report
+from explainer.render.sqlalchemy import (
+    ModelIndexSuggestion,
+    index_declaration,
+    table_args_declaration,
+)
+from explainer.report import OrmReport, QueryReport, Report
 from explainer.rules import Finding
 
 REPORT_VERSION = 1
@@ -191,7 +200,28 @@ def facts_dict(facts: IndexFacts | None) -> dict[str, Any]:
     }
 
 
-def suggestion_dict(suggestion: IndexSuggestion, facts: IndexFacts | None = None) -> dict[str, Any]:
+def model_dict(model: ModelIndexSuggestion | None) -> dict[str, Any] | None:
+    """Where and how to declare an index in the user's models (``null`` without them)."""
+    if model is None:
+        return None
+    return {
+        "class": model.class_name,
+        "file": model.file,
+        "line": model.line,
+        "form": "index=True" if model.form == "column" else "__table_args__",
+        "code": model.code,
+        "after_class": model.after_class,
+        "imports": model.imports,
+        "name": model.name,
+        "sql": model.sql,
+    }
+
+
+def suggestion_dict(
+    suggestion: IndexSuggestion,
+    facts: IndexFacts | None = None,
+    models: ModelMap | None = None,
+) -> dict[str, Any]:
     candidate = suggestion.candidate
     return {
         "kind": "index",
@@ -208,7 +238,115 @@ def suggestion_dict(suggestion: IndexSuggestion, facts: IndexFacts | None = None
         "sqlalchemy": index_declaration(candidate),
         "sqlalchemy_table_args": table_args_declaration(candidate),
         **facts_dict(facts),
+        "model": model_dict(model_suggestion(candidate, models)),
     }
+
+
+# -- the ORM section -------------------------------------------------------------------
+
+
+def models_dict(orm: OrmReport) -> dict[str, Any]:
+    """Whose names the ORM findings and index code use."""
+    return {
+        "source": orm.named_from,
+        "target": orm.models_target,
+        "classes": len(orm.models.classes) if orm.models is not None else 0,
+        "note": MODELS_NOTES[orm.named_from],
+    }
+
+
+def _alternative(item: Alternative) -> dict[str, Any]:
+    return {"title": item.title, "code": item.code, "note": item.note}
+
+
+def _shape(group_id: str, sql: str) -> dict[str, Any]:
+    return {"query": group_id, "sql": sql}
+
+
+def nplus1_dict(finding: NPlusOne) -> dict[str, Any]:
+    rewrite = finding.rewrite
+    relationship = finding.relationship
+    return {
+        "rule": "n-plus-one",
+        "message": nplus1_message(finding),
+        "named_from": finding.named_from,
+        "table": finding.lookup.table,
+        "model_class": finding.target_class,
+        "source": _shape(finding.source.fingerprint, finding.source.example.sql),
+        "repeated": _shape(finding.repeated.fingerprint, finding.repeated.example.sql),
+        "root_source": _shape(finding.root_source.fingerprint, finding.root_source.example.sql),
+        "count": finding.max_count,
+        "executions": finding.executions,
+        "occurrences": finding.occurrences,
+        "distinct_values": max((b.distinct_values for b in finding.bursts), default=0),
+        "span_ms": finding.span_ms,
+        "database_ms": _ms(finding.database_ms),
+        "relationship": finding.relationship_name,
+        "kind": finding.kind,
+        "direction": relationship.direction if relationship is not None else None,
+        "target_class": finding.target_class,
+        "strategy": finding.strategy,
+        "option": finding.option,
+        "nested": [child.relationship_name for child in finding.nested],
+        "imports": list(rewrite.imports) if rewrite else [],
+        "before": rewrite.before if rewrite else None,
+        "after": rewrite.after if rewrite else None,
+        "emitted_sql": list(rewrite.sql_after) if rewrite else [],
+        "queries_before": rewrite.queries_before if rewrite else None,
+        "queries_after": rewrite.queries_after if rewrite else None,
+        "alternatives": [_alternative(a) for a in rewrite.alternatives] if rewrite else [],
+        "location": rewrite.defined_at if rewrite else None,
+        "caveat": None,
+        "numbers": {},
+        "index": None,
+    }
+
+
+def pattern_dict(finding: OrmFinding, models: ModelMap | None = None) -> dict[str, Any]:
+    rewrite = finding.rewrite
+    index = rewrite.index
+    shapes = [_shape(g.fingerprint, g.example.sql) for g in finding.shapes]
+    return {
+        "rule": finding.rule,
+        "message": finding.message,
+        "named_from": finding.named_from,
+        "table": finding.table,
+        "model_class": finding.model_class,
+        "source": None,
+        "repeated": shapes[0] if shapes else None,
+        "queries": shapes,
+        "count": None,
+        "executions": finding.executions,
+        "occurrences": finding.occurrences,
+        "span_ms": None,
+        "database_ms": _ms(finding.database_ms),
+        "imports": list(rewrite.imports),
+        "before": rewrite.before,
+        "after": rewrite.after,
+        "emitted_sql": list(rewrite.sql_after),
+        "queries_before": rewrite.round_trips_before,
+        "queries_after": rewrite.round_trips_after,
+        "alternatives": [_alternative(a) for a in finding.alternatives],
+        "location": finding.defined_at,
+        "caveat": finding.caveat,
+        "numbers": dict(finding.numbers),
+        "index": None
+        if index is None
+        else {
+            "name": index.name,
+            "table": index.qualified_table,
+            "columns": list(index.columns),
+            "sql": index_sql(index),
+            "sqlalchemy": index_declaration(index),
+            "model": model_dict(model_suggestion(index, models)),
+        },
+    }
+
+
+def orm_findings(orm: OrmReport) -> list[dict[str, Any]]:
+    """``orm_findings[]``: N+1 first (most lookups first), then the other patterns."""
+    models = orm.user_models
+    return [nplus1_dict(f) for f in orm.nplus1] + [pattern_dict(f, models) for f in orm.patterns]
 
 
 def consolidation_dict(report: Report) -> dict[str, Any]:
@@ -280,7 +418,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         },
         "queries": [query_dict(q) for q in report.queries],
         "suggestions": [
-            suggestion_dict(s, report.consolidation.facts.get(s.candidate))
+            suggestion_dict(s, report.consolidation.facts.get(s.candidate), report.orm.user_models)
             for s in report.suggestions
         ],
         "consolidation": consolidation_dict(report),
@@ -291,6 +429,9 @@ def report_dict(report: Report) -> dict[str, Any]:
             "since": report.stats_since.since.isoformat() if report.stats_since.since else None,
             "source": report.stats_since.source,
         },
+        "models": models_dict(report.orm),
+        "orm_findings": orm_findings(report.orm),
+        "orm_notes": list(report.orm.notes),
     }
 
 

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from explainer.advise.consolidate import IndexFacts, QuerySaving
 from explainer.advise.indexes import format_size
-from explainer.render.phrases import METHOD_WORDS, evidence_phrase, format_ms
+from explainer.advise.model import IndexCandidate
+from explainer.orm.models import ModelMap
+from explainer.orm.nplus1 import NPlusOne
+from explainer.orm.patterns import OrmFinding
+from explainer.render.phrases import (
+    METHOD_WORDS,
+    MODELS_NOTES,
+    evidence_phrase,
+    format_ms,
+    model_suggestion,
+    nplus1_message,
+    orm_counts,
+    with_imports,
+)
 from explainer.render.sql import index_sql
-from explainer.render.sqlalchemy import imports, index_declaration
-from explainer.report import Report
+from explainer.render.sqlalchemy import ModelIndexSuggestion, imports, index_declaration
+from explainer.report import OrmReport, Report
 
 
 def _fence(language: str, text: str) -> list[str]:
@@ -58,7 +71,12 @@ def render_markdown(report: Report) -> str:
         f"Database `{db.dsn}` (PostgreSQL {db.server_version}); verification: {db.verify_method}.",
         "",
         f"{len(report.queries)} queries analyzed, {len(report.findings)} findings, "
-        f"{len(report.suggestions)} index suggestions.",
+        f"{len(report.suggestions)} index suggestions"
+        + (
+            f", {orm_counts(len(report.orm.nplus1), len(report.orm.patterns))}."
+            if report.orm.count
+            else "."
+        ),
         "",
     ]
     if report.suggestions:
@@ -67,7 +85,7 @@ def render_markdown(report: Report) -> str:
         candidate = suggestion.candidate
         lines += [f"### {number}. `{candidate.name}` on `{candidate.qualified_table}`", ""]
         lines += _fence("sql", index_sql(candidate))
-        lines += _fence("python", f"{imports(candidate)}\n\n{index_declaration(candidate)}")
+        lines += index_code(candidate, report.orm.user_models)
         index_facts = report.consolidation.facts.get(candidate)
         serves = {s.query: serves_phrase(s) for s in index_facts.serves} if index_facts else {}
         lines += ["| query | evidence | saving |", "|---|---|---|"]
@@ -78,6 +96,7 @@ def render_markdown(report: Report) -> str:
         lines += ["", f"Evidence: {METHOD_WORDS[method]}.", ""]
         if index_facts is not None:
             lines += [*facts_phrases(index_facts), ""]
+    lines += orm_markdown(report.orm)
     lines += _left_out(report)
     lines += _removals(report)
     lines += ["## Queries", ""]
@@ -134,4 +153,112 @@ def _removals(report: Report) -> list[str]:
         )
     lines.append("")
     lines += _fence("sql", "\n".join(r.sql for r in report.removals))
+    return lines
+
+
+def where_to_declare(model: ModelIndexSuggestion) -> str:
+    """``shop/models.py:93, class Order: replace its __table_args__``."""
+    place = f"{model.file}:{model.line}" if model.file and model.line else model.file or "?"
+    if model.form == "column":
+        change = "add index=True to the column (this line)"
+    else:
+        change = "add the index to __table_args__ (replace the class's own, if any)"
+    return f"{place}, class {model.class_name}: {change}"
+
+
+def index_code(candidate: IndexCandidate, models: ModelMap | None) -> list[str]:
+    """The index as Python: in the user's model class when models are known, else the
+    ``Index(...)`` on a class named from the table."""
+    model = model_suggestion(candidate, models)
+    if model is None:
+        return _fence("python", f"{imports(candidate)}\n\n{index_declaration(candidate)}")
+    lines = [f"In your models, {where_to_declare(model)}:", ""]
+    lines += _fence("python", f"{model.imports}\n\n{model.code}")
+    if model.after_class is not None:
+        lines += ["Or after the class:", ""]
+        lines += _fence("python", model.after_class)
+    return lines
+
+
+def _alternatives(alternatives: list[tuple[str, str, str]]) -> list[str]:
+    lines: list[str] = []
+    for title, code, note in alternatives:
+        lines += [f"- **{title}**: {note}", ""]
+        lines += ["  ```python", *(f"  {line}" for line in code.splitlines()), "  ```", ""]
+    return lines
+
+
+def roots(findings: list[NPlusOne]) -> list[NPlusOne]:
+    """The findings no other finding nests: their rewrite loads the nested ones too."""
+    nested = {id(child) for f in findings for child in f.nested}
+    return [f for f in findings if id(f) not in nested]
+
+
+def _nplus1(finding: NPlusOne) -> list[str]:
+    lines = [f"### N+1: `{finding.relationship_name}` -> `{finding.strategy}`", ""]
+    lines += [nplus1_message(finding) + ".", ""]
+    nested = [child.relationship_name for child in finding.nested]
+    if nested:
+        lines += [f"Nested in it: {', '.join(f'`{n}`' for n in nested)}.", ""]
+    rewrite = finding.rewrite
+    if rewrite is None:
+        return lines
+    if rewrite.defined_at:
+        lines += [f"Relationship declared at `{rewrite.defined_at}`.", ""]
+    lines += ["Before:", "", *_fence("python", rewrite.before)]
+    lines += ["After:", "", *_fence("python", with_imports(rewrite.imports, rewrite.after))]
+    lines += [
+        f"SQL the new form sends ({rewrite.queries_after} statement"
+        f"{'s' if rewrite.queries_after != 1 else ''} instead of {rewrite.queries_before} "
+        "per loop):",
+        "",
+        *_fence("sql", ";\n\n".join(rewrite.sql_after) + ";"),
+    ]
+    lines += _alternatives([(a.title, a.code, a.note) for a in rewrite.alternatives])
+    return lines
+
+
+def _pattern(finding: OrmFinding, models: ModelMap | None) -> list[str]:
+    lines = [f"### `{finding.rule}`: `{finding.model_class}` (`{finding.table}`)", ""]
+    lines += [finding.message, ""]
+    if finding.caveat:
+        lines += [f"_Caveat:_ {finding.caveat}", ""]
+    if finding.defined_at:
+        lines += [f"Declared at `{finding.defined_at}`.", ""]
+    rewrite = finding.rewrite
+    lines += ["Before:", "", *_fence("python", rewrite.before)]
+    lines += ["After:", "", *_fence("python", with_imports(rewrite.imports, rewrite.after))]
+    if rewrite.sql_after:
+        counts = ""
+        if rewrite.round_trips_before is not None and rewrite.round_trips_after is not None:
+            counts = (
+                f" ({rewrite.round_trips_after} round trips instead of "
+                f"{rewrite.round_trips_before})"
+            )
+        lines += [
+            f"SQL the new form sends{counts}:",
+            "",
+            *_fence("sql", ";\n\n".join(rewrite.sql_after) + ";"),
+        ]
+    if rewrite.index is not None:
+        lines += ["It needs this index:", "", *_fence("sql", index_sql(rewrite.index))]
+        lines += index_code(rewrite.index, models)
+    lines += _alternatives([(a.title, a.code, a.note) for a in finding.alternatives])
+    return lines
+
+
+def orm_markdown(orm: OrmReport) -> list[str]:
+    """The "ORM" section: N+1 patterns and other ORM habits, with the rewrite as code."""
+    if not orm.count and not orm.notes and orm.models_target is None:
+        return []
+    lines = ["## ORM", "", f"_{MODELS_NOTES[orm.named_from]}._", ""]
+    lines += [f"_Note:_ {note}." for note in orm.notes]
+    if orm.notes:
+        lines.append("")
+    if not orm.count:
+        lines += ["No N+1 pattern or other ORM habit found.", ""]
+    for finding in roots(orm.nplus1):
+        lines += _nplus1(finding)
+    for pattern in orm.patterns:
+        lines += _pattern(pattern, orm.user_models)
     return lines

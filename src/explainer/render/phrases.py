@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from explainer.advise.model import Evidence
+from explainer.advise.model import Evidence, IndexCandidate
+from explainer.orm.models import ModelMap
+from explainer.orm.nplus1 import NPlusOne
+from explainer.render.sqlalchemy import ModelIndexSuggestion, model_index_suggestion
 
 METHOD_WORDS = {
     "rollback": "measured with the index built in a rolled-back transaction",
@@ -37,3 +40,70 @@ def evidence_phrase(evidence: Evidence) -> str:
     )
     used = "index used" if evidence.index_used else "index NOT used"
     return f"{figures}{faster}, {used}"
+
+
+# -- the ORM section ---------------------------------------------------------------------
+
+#: What the names of ORM findings and index code stand on, by ``OrmReport.named_from``.
+MODELS_NOTES = {
+    "models": "names are your models' own (--models)",
+    "reflected": (
+        "models: reflected from the database; class and relationship names are "
+        "sqlacodegen-style guesses (pass --models to use your own)"
+    ),
+    "sql": (
+        "no models: class and relationship names are guessed from the SQL (pass --models "
+        "to use your own)"
+    ),
+}
+
+
+def model_suggestion(
+    candidate: IndexCandidate, models: ModelMap | None
+) -> ModelIndexSuggestion | None:
+    """The index as a change to the user's model class, None without models (or when the
+    table is not mapped). Reflected maps are not used: their classes have no file."""
+    if models is None or models.source != "models":
+        return None
+    mapped = models.for_table(candidate.table, candidate.schema)
+    if mapped is None:
+        return None
+    try:
+        return model_index_suggestion(candidate, mapped)
+    except Exception:
+        # A renderer must not lose the whole report over one declaration it cannot
+        # write in the model's terms; the plain Index(...) form stays in the output.
+        return None
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def nplus1_message(finding: NPlusOne) -> str:
+    """``Author.books is lazy-loaded one query per Author: 6 queries of books after the
+    query that read them (3 times in the log, 41 ms)``."""
+    loaded = "collection" if finding.kind == "collection" else "many-to-one"
+    text = (
+        f"{finding.relationship_name} ({loaded}) is lazy-loaded one query per "
+        f"{finding.owner_class}: {finding.max_count:,} queries of "
+        f"{finding.lookup.table} after the query that read them"
+    )
+    facts = []
+    if finding.occurrences > 1:
+        facts.append(f"{finding.occurrences:,} times in the log, {finding.executions:,} lookups")
+    if finding.span_ms is not None:
+        facts.append(f"{format_ms(finding.span_ms)} wall-clock")
+    if finding.database_ms is not None:
+        facts.append(f"{format_ms(finding.database_ms)} in the server")
+    return text + (f" ({'; '.join(facts)})" if facts else "")
+
+
+def orm_counts(nplus1: int, patterns: int) -> str:
+    """``2 N+1 patterns, 1 other ORM finding``."""
+    return f"{_plural(nplus1, 'N+1 pattern')}, {_plural(patterns, 'other ORM finding')}"
+
+
+def with_imports(imports: tuple[str, ...], code: str) -> str:
+    """The import lines, a blank line, then the code (just the code without imports)."""
+    return "\n".join((*imports, "", code)) if imports else code

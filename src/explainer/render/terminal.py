@@ -9,11 +9,31 @@ from rich.table import Table
 from rich.text import Text
 
 from explainer.advise.indexes import format_size
-from explainer.render.markdown import facts_phrases, saving_phrase, serves_phrase
-from explainer.render.phrases import METHOD_WORDS, evidence_phrase, format_ms
+from explainer.advise.model import IndexCandidate
+from explainer.orm.loaders import Alternative
+from explainer.orm.models import ModelMap
+from explainer.orm.nplus1 import NPlusOne
+from explainer.orm.patterns import OrmFinding
+from explainer.render.markdown import (
+    facts_phrases,
+    roots,
+    saving_phrase,
+    serves_phrase,
+    where_to_declare,
+)
+from explainer.render.phrases import (
+    METHOD_WORDS,
+    MODELS_NOTES,
+    evidence_phrase,
+    format_ms,
+    model_suggestion,
+    nplus1_message,
+    orm_counts,
+    with_imports,
+)
 from explainer.render.sql import index_sql
 from explainer.render.sqlalchemy import index_declaration, table_args_declaration
-from explainer.report import QueryReport, Report
+from explainer.report import OrmReport, QueryReport, Report
 from explainer.rules import Severity
 
 _SEVERITY_STYLE = {Severity.HIGH: "bold red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"}
@@ -28,6 +48,8 @@ def _header(report: Report) -> Text:
         f"{len(report.queries)} queries analyzed · {len(report.findings)} findings · "
         f"{len(report.suggestions)} index suggestions"
     )
+    if report.orm.count:
+        text.append(f" · {orm_counts(len(report.orm.nplus1), len(report.orm.patterns))}")
     if report.inputs.set_aside:
         text.append(f" · {report.inputs.set_aside} utility statements set aside")
     skipped = sum(report.inputs.skipped.values())
@@ -57,11 +79,8 @@ def _suggestions(report: Report) -> list[RenderableType]:
             style = "bold yellow" if phrase.startswith("Warning") else "dim"
             notes.append(Text(phrase, style=style))
         body = Group(
-            Syntax(index_sql(candidate), "sql", word_wrap=True, background_color="default"),
-            Syntax(
-                index_declaration(candidate), "python", word_wrap=True, background_color="default"
-            ),
-            Text(f"# or, inside class {table_args_declaration(candidate)}", style="dim"),
+            _code(index_sql(candidate), "sql"),
+            *_index_code(candidate, report.orm.user_models),
             Text(f"Evidence ({METHOD_WORDS[method]}):", style="italic"),
             evidence,
             *notes,
@@ -75,6 +94,117 @@ def _suggestions(report: Report) -> list[RenderableType]:
             )
         )
     return panels
+
+
+def _code(text: str, language: str) -> Syntax:
+    return Syntax(text, language, word_wrap=True, background_color="default")
+
+
+def _index_code(candidate: IndexCandidate, models: ModelMap | None) -> list[RenderableType]:
+    """The index in the user's model class (file:line) when models are known, else the
+    ``Index(...)`` on a class named from the table."""
+    model = model_suggestion(candidate, models)
+    if model is None:
+        return [
+            _code(index_declaration(candidate), "python"),
+            Text(f"# or, inside class {table_args_declaration(candidate)}", style="dim"),
+        ]
+    parts: list[RenderableType] = [
+        Text(where_to_declare(model), style="bold"),
+        _code(f"{model.imports}\n\n{model.code}", "python"),
+    ]
+    if model.after_class is not None:
+        parts.append(Text(f"# or, after the class: {model.after_class}", style="dim"))
+    return parts
+
+
+def _alternatives(alternatives: tuple[Alternative, ...]) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    for item in alternatives:
+        parts.append(Text(f"{item.title}: {item.note}", style="dim"))
+        parts.append(_code(item.code, "python"))
+    return parts
+
+
+def _nplus1_panel(finding: NPlusOne) -> RenderableType:
+    parts: list[RenderableType] = [Text(nplus1_message(finding))]
+    if finding.nested:
+        names = ", ".join(child.relationship_name for child in finding.nested)
+        parts.append(Text(f"nested in it: {names}", style="dim"))
+    rewrite = finding.rewrite
+    if rewrite is not None:
+        if rewrite.defined_at:
+            parts.append(Text(f"relationship declared at {rewrite.defined_at}", style="dim"))
+        parts += [
+            Text("before:", style="italic"),
+            _code(rewrite.before, "python"),
+            Text("after:", style="italic"),
+            _code(with_imports(rewrite.imports, rewrite.after), "python"),
+            Text(
+                f"SQL it sends instead ({rewrite.queries_after} statements instead of "
+                f"{rewrite.queries_before} per loop):",
+                style="italic",
+            ),
+            _code(";\n".join(rewrite.sql_after) + ";", "sql"),
+            *_alternatives(rewrite.alternatives),
+        ]
+    return Panel(
+        Group(*parts),
+        title=f"[b]N+1[/b] {finding.relationship_name} -> {finding.strategy}",
+        title_align="left",
+        border_style="magenta",
+    )
+
+
+def _pattern_panel(finding: OrmFinding, models: ModelMap | None) -> RenderableType:
+    rewrite = finding.rewrite
+    parts: list[RenderableType] = [Text(finding.message)]
+    if finding.caveat:
+        parts.append(Text(f"caveat: {finding.caveat}", style="yellow"))
+    if finding.defined_at:
+        parts.append(Text(f"declared at {finding.defined_at}", style="dim"))
+    parts += [
+        Text("before:", style="italic"),
+        _code(rewrite.before, "python"),
+        Text("after:", style="italic"),
+        _code(with_imports(rewrite.imports, rewrite.after), "python"),
+    ]
+    if rewrite.sql_after:
+        parts += [
+            Text("SQL it sends:", style="italic"),
+            _code(";\n".join(rewrite.sql_after) + ";", "sql"),
+        ]
+    if rewrite.index is not None:
+        parts += [
+            Text("it needs this index:", style="italic"),
+            _code(index_sql(rewrite.index), "sql"),
+        ]
+        parts += _index_code(rewrite.index, models)
+    parts += _alternatives(finding.alternatives)
+    return Panel(
+        Group(*parts),
+        title=f"[b]{finding.rule}[/b] {finding.model_class} ({finding.table})",
+        title_align="left",
+        border_style="magenta",
+    )
+
+
+def render_orm(orm: OrmReport, console: Console) -> None:
+    """The "ORM" section: N+1 patterns and other ORM habits, the rewrite as code. Also
+    printed by ``explainer workload``, which needs no database."""
+    if not orm.count and not orm.notes and orm.models_target is None:
+        return
+    console.rule("ORM", align="left")
+    console.print(Text(MODELS_NOTES[orm.named_from], style="dim"))
+    for note in orm.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+    if not orm.count:
+        console.print(Text("no N+1 pattern or other ORM habit found", style="green"))
+    for finding in roots(orm.nplus1):
+        console.print(_nplus1_panel(finding))
+    for pattern in orm.patterns:
+        console.print(_pattern_panel(pattern, orm.user_models))
+    console.print()
 
 
 def _consolidation(report: Report) -> list[RenderableType]:
@@ -146,6 +276,7 @@ def render_terminal(report: Report, console: Console) -> None:
         console.rule("Index suggestions", align="left")
         for panel in _suggestions(report):
             console.print(panel)
+    render_orm(report.orm, console)
     consolidation = _consolidation(report)
     if consolidation:
         console.rule("Consolidation", align="left")
