@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ from explainer.capture import CapturedQuery, read_input
 from explainer.workload import (
     DurationSample,
     QueryGroup,
+    WorkloadBuilder,
     build_workload,
     fingerprint,
     is_utility,
 )
 from explainer.workload.fingerprint import normalise_text, text_fingerprint
+from explainer.workload.model import timestamp_ms
 
 CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus" / "logs" / "generated"
 
@@ -266,9 +269,38 @@ def test_session_order_is_kept_per_transaction_when_asked() -> None:
     trace = workload.traces["7"]
     shapes = [workload.shapes[i].example.sql.split(" WHERE")[0] for i in trace.steps]
     assert shapes == ["SELECT * FROM authors"] + ["SELECT * FROM books"] * 3
-    assert trace.transactions == [(0, "7:1"), (3, "7:2")]
+    assert trace.transactions == [(0, "7#1"), (3, "7#2")]  # the session's 1st and 2nd
+    assert workload.traces["8"].transactions == [(0, None)]  # outside any transaction
     assert list(workload.traces["8"].steps) == [2]
     assert build_workload(queries).traces == {}  # off by default: memory is per shape only
+
+
+def test_traces_stop_at_their_budget_and_count_the_rest() -> None:
+    queries = [
+        CapturedQuery(sql=f"SELECT * FROM books WHERE author_id = {i}", session="7")
+        for i in range(10)
+    ]
+    builder = WorkloadBuilder(keep_order=True, max_trace_steps=4)
+    builder.add_all(queries)
+    workload = builder.build()
+    assert len(workload.traces["7"].steps) == 4
+    assert workload.untraced == 6
+    assert workload.groups[0].calls == 10  # the groups count every statement
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-22 01:02:03.456 UTC", "2026-11-22 01:02:03.456"),
+        ("2026-11-22 01:02:03 UTC", "2026-11-22 01:02:03"),
+        ("2026-11-22T01:02:03,5", "2026-11-22 01:02:03.5"),
+        ("2026-11-22 01:02:03.456789", "2026-11-22 01:02:03.456"),
+    ],
+)
+def test_timestamps_read_by_slicing_agree_with_datetime(text: str, expected: str) -> None:
+    want = datetime.fromisoformat(expected).replace(tzinfo=UTC).timestamp() * 1000
+    assert timestamp_ms(text) == round(want)
+    assert timestamp_ms(text) == round(want)  # the second read takes the cached minute
 
 
 @pytest.mark.parametrize("seed", range(5))

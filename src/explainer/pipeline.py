@@ -183,6 +183,13 @@ def analyze_orm(
     orm.patterns = detect_patterns(workload, models=models, column_widths=column_widths)
     if not ordered:
         orm.notes.append(NO_ORDER_NOTE)
+    if workload.untraced:
+        traced = sum(len(t.steps) for t in workload.traces.values())
+        orm.notes.append(
+            f"statement order was kept for the first {traced:,} statements only (memory "
+            f"bound): N+1 and the other order-based rules did not see the last "
+            f"{workload.untraced:,}"
+        )
     return orm
 
 
@@ -381,11 +388,29 @@ def _consolidate(
     report: Report,
     suggestions: dict[IndexCandidate, IndexSuggestion],
 ) -> None:
-    """The workload-wide view (advise/consolidate.py): merge prefixes, size each index,
-    weigh its writes, choose under ``--max-indexes``/``--max-size``; then what to drop."""
+    """The workload-wide view (advise/consolidate.py): merge INCLUDE variants and prefixes,
+    size each index, weigh its writes, choose under ``--max-indexes``/``--max-size``, check
+    the chosen set against the whole workload (advise/regressions.py); then what to drop."""
+    # Imported here: this function's body is the consolidation's part of the pipeline.
+    from explainer.advise.consolidate import LeftOut, merge_includes
+    from explainer.advise.regressions import WorkloadQuery, check_regressions
+
     by_id = {g.fingerprint: g for g in groups}
+    # The "before" each query was measured with already: a re-verification reuses it.
+    befores = {
+        query_id: evidence.before_plan
+        for s in suggestions.values()
+        for query_id, evidence in s.evidence.items()
+        if evidence.method == "rollback" and evidence.before_plan is not None
+    }
+    reverified: dict[tuple[str, IndexCandidate], Evidence | str] = {}
 
     def reverify(query_id: str, candidate: IndexCandidate) -> Evidence | str:
+        if (query_id, candidate) not in reverified:
+            reverified[query_id, candidate] = _reverify(query_id, candidate)
+        return reverified[query_id, candidate]
+
+    def _reverify(query_id: str, candidate: IndexCandidate) -> Evidence | str:
         group = by_id.get(query_id)
         if mode == "none":
             return "candidates are not verified (--verify none)"
@@ -400,16 +425,21 @@ def _consolidate(
             too_large = info is not None and info.total_bytes > options.max_verify_table_bytes
             if too_large and not options.allow_large:
                 return f"{candidate.qualified_table} is above the size limit for a test index"
-            return verify_rollback(conn, execution, candidate, verify_options)
+            return verify_rollback(
+                conn, execution, candidate, verify_options, before=befores.get(query_id)
+            )
         except ExplainerError as exc:
             return str(exc)
 
     consolidation = Consolidation(
         max_indexes=options.max_indexes, max_size_bytes=options.max_size_bytes
     )
-    kept, consolidation.merges, consolidation.kept_apart = merge_prefixes(
+    variants, include_merges, include_apart = merge_includes(
         suggestions.values(), reverify, options.min_gain
     )
+    kept, prefix_merges, prefix_apart = merge_prefixes(variants, reverify, options.min_gain)
+    consolidation.merges = include_merges + prefix_merges
+    consolidation.kept_apart = include_apart + prefix_apart
     calls = {q.id: q.calls for q in report.queries}
     execution_ms = {q.id: q.execution_ms for q in report.queries}
     savings, consolidation.unit = query_savings(kept, calls, execution_ms)
@@ -437,7 +467,40 @@ def _consolidate(
             hot_update_columns=hot_columns,
             replaces=[m.absorbed for m in consolidation.merges if m.into == candidate],
         )
-    report.suggestions = apply_limits(kept, consolidation)
+    chosen = apply_limits(kept, consolidation)
+    if mode != "none" and chosen:
+        queries = []
+        for entry in report.queries:
+            group = by_id.get(entry.id)
+            if entry.plan is None or entry.error is not None or group is None:
+                continue
+            try:
+                execution = Execution(
+                    check_statement(group.example.sql), _replay_values(group.example)
+                )
+            except ExplainerError:
+                continue
+            read = frozenset((t.schema, t.name) for t in tables.for_plan(entry.plan).values())
+            queries.append(WorkloadQuery(entry.id, execution, entry.calls, read, entry.plan))
+        check = check_regressions(
+            conn,
+            queries,
+            chosen,
+            _verify_options(options),
+            table_bytes={(t.schema, t.name): t.total_bytes for t in tables.known()},
+            execution_ms=execution_ms,
+        )
+        consolidation.regressions = check.regressions
+        consolidation.regression_checked = check.checked
+        consolidation.regression_changed = check.changed
+        consolidation.regression_notes = check.notes
+        for candidate in check.dropped:
+            f = consolidation.facts[candidate]
+            consolidation.left_out.append(
+                LeftOut(candidate, "regression", f.size_bytes, f.total_saving)
+            )
+        chosen = [s for s in chosen if s.candidate not in check.dropped]
+    report.suggestions = chosen
     report.consolidation = consolidation
     report.stats_since = stats_since(conn)
     report.removals = find_removals(index_usage(conn), report.stats_since)

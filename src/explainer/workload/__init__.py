@@ -27,6 +27,12 @@ __all__ = [
 ]
 
 
+#: At most this many statements are kept in session traces (12 bytes each, plus 8 per
+#: transaction: about 100 MB), so that memory stays bounded on a log of any size; the
+#: workload's groups, which do not depend on it, still count every statement.
+MAX_TRACE_STEPS = 5_000_000
+
+
 class WorkloadBuilder:
     """Groups queries as they stream in, so a log is read once and never held whole.
 
@@ -37,11 +43,13 @@ class WorkloadBuilder:
     detectors that need order, such as N+1 bursts.
     """
 
-    def __init__(self, *, keep_order: bool = False) -> None:
+    def __init__(self, *, keep_order: bool = False, max_trace_steps: int | None = None) -> None:
         self._groups: dict[str, QueryGroup] = {}
         self._index: dict[str, int] = {}
         self._shapes: list[QueryGroup] = []
         self._traces: dict[str, SessionTrace] | None = {} if keep_order else None
+        self._budget = MAX_TRACE_STEPS if max_trace_steps is None else max_trace_steps
+        self._untraced = 0
 
     def add(self, query: CapturedQuery) -> None:
         key = fingerprint(query.sql)
@@ -73,6 +81,10 @@ class WorkloadBuilder:
 
     def _trace(self, query: CapturedQuery, key: str) -> None:
         assert self._traces is not None and query.session is not None
+        if self._budget <= 0:
+            self._untraced += 1
+            return
+        self._budget -= 1
         trace = self._traces.get(query.session)
         if trace is None:
             trace = self._traces[query.session] = SessionTrace(query.session)
@@ -85,6 +97,7 @@ class WorkloadBuilder:
             utility=[g for g in ordered if g.is_utility],
             shapes=list(self._shapes),
             traces=self._traces or {},
+            untraced=self._untraced,
         )
 
 

@@ -258,19 +258,40 @@ NO_TIME = 0xFFFFFFFF
 _TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,3}))?")
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _DAYS: dict[str, int] = {}
+#: ms since 1970 of a ``YYYY-MM-DD HH:MM`` / ``YYYY-MM-DD HH:MM:SS`` prefix already read
+#: (see :func:`timestamp_ms`).
+_MINUTES: dict[str, int] = {}
+_SECONDS: dict[str, int] = {}
 
 
 def timestamp_ms(text: str | None) -> int | None:
     """Milliseconds since 1970 of an ISO-like timestamp as logged (server logs, SQLAlchemy's
     ``asctime``), its time zone ignored: every statement of one session comes from one
     source, so only differences matter. None when the text holds no such timestamp (syslog
-    dates without a year)."""
+    dates without a year).
+
+    It runs once per statement, so the common ``YYYY-MM-DD HH:MM:SS[.fff]`` form is read by
+    slicing, with the minute's value cached; anything else goes through the regex.
+    """
     if text is None:
         return None
+    second = _SECONDS.get(text[:19])
+    if second is not None:
+        if len(text) >= 23 and text[19] in ".," and text[20:23].isdigit():
+            return second + int(text[20:23])
+        return second + _millis(text)
+    if len(text) >= 19 and text[16] == ":" and text[13] == ":":
+        minute = _MINUTES.get(text[:16])
+        seconds = text[17:19]
+        if minute is not None and seconds.isdigit():
+            if len(_SECONDS) >= 100_000:
+                _SECONDS.clear()  # a log moves on: old seconds are not read again
+            second = _SECONDS[text[:19]] = minute + int(seconds) * 1000
+            return second + _millis(text)
     match = _TIMESTAMP.match(text)
     if match is None:
         return None
-    year, month, day, hour, minute, second, fraction = match.groups()
+    year, month, day, hour, minute_text, second, fraction = match.groups()
     days = _DAYS.get(text[:10])
     if days is None:
         try:
@@ -279,8 +300,22 @@ def timestamp_ms(text: str | None) -> int | None:
             return None
         if len(_DAYS) < 1000:  # a log spans few days; the cap keeps odd inputs bounded
             _DAYS[text[:10]] = days
+    base = ((days * 24 + int(hour)) * 60 + int(minute_text)) * 60_000
+    if len(_MINUTES) < 100_000 and match.start(5) == 14 and text[16:17] == ":":
+        _MINUTES[text[:16]] = base  # about 70 days of minutes: bounded
     millis = int(fraction.ljust(3, "0")) if fraction else 0
-    return ((days * 24 + int(hour)) * 60 + int(minute)) * 60_000 + int(second) * 1000 + millis
+    return base + int(second) * 1000 + millis
+
+
+def _millis(text: str) -> int:
+    """The milliseconds of ``...HH:MM:SS.fff``: up to three digits after the dot."""
+    if len(text) <= 20 or text[19] not in ".,":
+        return 0
+    digits = text[20:23]
+    end = 0
+    while end < len(digits) and digits[end].isdigit():
+        end += 1
+    return int(digits[:end].ljust(3, "0")) if end else 0
 
 
 def value_identity(query: CapturedQuery) -> int:
@@ -304,23 +339,35 @@ class SessionTrace:
     runs one shape with different values, a repeated query the same ones); ``at`` when it
     was logged, in ms after :attr:`start_ms` (:data:`NO_TIME` when unknown; saturated
     after 49 days), to measure bursts and to cut request windows outside transactions.
-    ``transactions`` marks where the session's transaction changed, as (first step,
-    transaction id or None outside one).
+    Per transaction, 8 bytes: where it starts (``tx_starts``) and its number in the session
+    (``tx_numbers``, 1, 2, ...; -1 for statements outside any transaction). The driver's
+    own transaction ids are not kept: one string per transaction would cost more than
+    the rest of the trace.
     """
 
     session: str
     steps: array[int] = field(default_factory=lambda: array("I"))
-    transactions: list[tuple[int, str | None]] = field(default_factory=list)
     values: array[int] = field(default_factory=lambda: array("I"))
     at: array[int] = field(default_factory=lambda: array("I"))
+    tx_starts: array[int] = field(default_factory=lambda: array("I"))
+    tx_numbers: array[int] = field(default_factory=lambda: array("i"))
     start_ms: int | None = None
     """The first known timestamp of the session, in ms since 1970 (:func:`timestamp_ms`)."""
+    _open: str | None = None
+    _count: int = 0
 
     def add(
         self, shape: int, transaction: str | None, value: int = 0, timestamp: str | None = None
     ) -> None:
-        if not self.transactions or self.transactions[-1][1] != transaction:
-            self.transactions.append((len(self.steps), transaction))
+        if not self.tx_starts or transaction != self._open:
+            self._open = transaction
+            if transaction is None:
+                number = -1
+            else:
+                self._count += 1
+                number = self._count
+            self.tx_starts.append(len(self.steps))
+            self.tx_numbers.append(number)
         self.steps.append(shape)
         self.values.append(value)
         ms = timestamp_ms(timestamp)
@@ -331,6 +378,15 @@ class SessionTrace:
         if start is None:
             start = self.start_ms = ms
         self.at.append(min(max(ms - start, 0), NO_TIME - 1))
+
+    @property
+    def transactions(self) -> list[tuple[int, str | None]]:
+        """(first step, label) of each run of statements in one transaction, or outside
+        any (label None); the label is ``<session>#<n>``, the session's n-th transaction."""
+        return [
+            (start, None if number < 0 else f"{self.session}#{number}")
+            for start, number in zip(self.tx_starts, self.tx_numbers, strict=True)
+        ]
 
     def time_of(self, step: int) -> int | None:
         """When step ``step`` was logged, in ms after :attr:`start_ms`; None if unknown."""
@@ -349,6 +405,9 @@ class Workload:
     #: Per session, the order of its statements, their values' identities and times
     #: (only when built with ``keep_order``).
     traces: dict[str, SessionTrace] = field(default_factory=dict)
+    #: How many statements the traces left out because the trace budget was spent
+    #: (:data:`explainer.workload.MAX_TRACE_STEPS`): order-based detectors saw the others.
+    untraced: int = 0
 
     def top(self, n: int) -> list[QueryGroup]:
         """The ``n`` heaviest non-utility groups."""
