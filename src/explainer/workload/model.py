@@ -291,7 +291,7 @@ def timestamp_ms(text: str | None) -> int | None:
     match = _TIMESTAMP.match(text)
     if match is None:
         return None
-    year, month, day, hour, minute_text, second, fraction = match.groups()
+    year, month, day, hour, minute_text, second_text, fraction = match.groups()
     days = _DAYS.get(text[:10])
     if days is None:
         try:
@@ -304,7 +304,7 @@ def timestamp_ms(text: str | None) -> int | None:
     if len(_MINUTES) < 100_000 and match.start(5) == 14 and text[16:17] == ":":
         _MINUTES[text[:16]] = base  # about 70 days of minutes: bounded
     millis = int(fraction.ljust(3, "0")) if fraction else 0
-    return base + int(second) * 1000 + millis
+    return base + int(second_text) * 1000 + millis
 
 
 def _millis(text: str) -> int:
