@@ -243,9 +243,12 @@ def test_a_write_is_only_estimated_unless_asked(
     assert table_checksum(accounts_dsn, "accounts") == before
 
 
-def test_statement_timeout_is_reported_for_that_query(
+def test_a_statement_that_times_out_is_judged_on_its_estimated_plan(
     accounts_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The statement_timeout cancels EXPLAIN ANALYZE; the query is then explained without
+    # running it, so a slow query still gets findings and candidates (TPC-H Q17 and Q20
+    # time out without indexes), and the note says why it was not measured.
     code, report = analyze_json(
         capsys,
         "--dsn",
@@ -255,9 +258,11 @@ def test_statement_timeout_is_reported_for_that_query(
         "--query",
         "SELECT pg_sleep(5)",
     )
-    assert code == 2  # the only statement failed
-    assert "statement timeout" in report["queries"][0]["error"]
-    assert "--timeout" in report["queries"][0]["error"]
+    assert code == 0
+    [query] = report["queries"]
+    assert query["error"] is None
+    assert query["analyzed"] is False
+    assert query["note"] == "timed out after 0.2 s; judged on the estimated plan"
 
 
 def test_fail_on_severity_sets_exit_code_1(

@@ -19,10 +19,11 @@ from explainer.advise.consolidate import (
     estimate_index_bytes,
     hot_update_warning,
     leads,
+    merge_includes,
     updated_columns,
     write_overhead,
 )
-from explainer.advise.model import IndexCandidate
+from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion
 from explainer.capture import CapturedQuery
 from explainer.db.catalog import TableWrites
 from explainer.pipeline import AnalyzeOptions, analyze_workload
@@ -321,3 +322,61 @@ def test_index_on_a_frequently_updated_column_warns_about_hot(make_database: Any
     assert write["hot_updates"] == hot
     # Every update now writes the index: index bytes = tuple bytes x (inserts + updates).
     assert write["index_bytes_written"] == write["index_tuple_bytes"] * (200_000 + updates)
+
+
+# --- INCLUDE variants --------------------------------------------------------------------
+
+
+def _evidence(before_ms: float, after_ms: float, used: bool = True) -> Evidence:
+    return Evidence("rollback", 1000.0, 10.0, before_ms, after_ms, index_used=used)
+
+
+SHIPDATE = ("public", "lineitem", "l_shipdate")
+
+
+@pytest.mark.parametrize(
+    ("union_ms", "merged"),
+    [
+        # The union serves Q6, Q14 and Q15 as well as each variant served its own query.
+        ({"q6": 40.0, "q14": 5.0, "q15": 20.0}, True),
+        # Q15 gains less than 50% with the union (wider tuples, another plan): no merge.
+        ({"q6": 40.0, "q14": 5.0, "q15": 400.0}, False),
+    ],
+)
+def test_include_variants_merge_into_one_index_with_the_union_of_their_columns(
+    union_ms: dict[str, float], merged: bool
+) -> None:
+    q6 = IndexCandidate.of(*SHIPDATE, include=("l_discount", "l_extendedprice"))
+    q14 = IndexCandidate.of(*SHIPDATE, include=("l_extendedprice", "l_partkey"))
+    q15 = IndexCandidate.of(*SHIPDATE, include=("l_extendedprice", "l_suppkey"))
+    other = IndexCandidate.of("public", "lineitem", "l_partkey")  # other keys: untouched
+    suggestions = [
+        IndexSuggestion(q6, {"q6": _evidence(600, 40)}, ["seq-scan-selective"]),
+        IndexSuggestion(q14, {"q14": _evidence(300, 4)}),
+        IndexSuggestion(q15, {"q15": _evidence(420, 25)}),
+        IndexSuggestion(other, {"q17": _evidence(30_000, 700)}),
+    ]
+    asked: list[tuple[str, IndexCandidate]] = []
+
+    def reverify(query_id: str, candidate: IndexCandidate) -> Evidence | str:
+        asked.append((query_id, candidate))
+        before = {"q6": 600.0, "q14": 300.0, "q15": 420.0}[query_id]
+        return _evidence(before, union_ms[query_id])
+
+    kept, merges, apart = merge_includes(suggestions, reverify, 0.5)
+    union = IndexCandidate.of(
+        *SHIPDATE, include=("l_discount", "l_extendedprice", "l_partkey", "l_suppkey")
+    )
+    assert {c for _, c in asked} == {union}  # only the union was verified, once per query
+    if merged:
+        assert sorted(s.candidate.include for s in kept) == [(), union.include]
+        [wide] = [s for s in kept if s.candidate == union]
+        assert sorted(wide.evidence) == ["q14", "q15", "q6"]
+        assert wide.rules == ["seq-scan-selective"]
+        assert [(m.absorbed, m.into) for m in merges] == [(q6, union), (q14, union), (q15, union)]
+        assert apart == []
+    else:
+        assert [s.candidate for s in kept] == [q6, q14, q15, other]
+        assert merges == []
+        assert {a.short for a in apart} == {q6, q14, q15}
+        assert all("q15" in a.reason for a in apart)

@@ -20,6 +20,7 @@ from explainer.advise.verify import (
     HypoItem,
     HypoStats,
     VerifyOptions,
+    helps,
     verify_hypopg_batch,
     verify_rollback,
 )
@@ -529,3 +530,81 @@ def test_a_placeholder_without_values_whose_generic_plan_skips_the_index_is_not_
     assert all(s["evidence"]["index_used"] for s in literal["suggestions"])
     assert {s["table"] for s in literal["suggestions"]} == {"verify_orders"}
     assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
+
+
+# ---------------------------------------------------------------- a statement that times out
+
+
+@pytest.fixture(scope="module")
+def slow_dsn(orders_dsn: str) -> str:
+    """A correlated subquery that scans 100,000 rows once per outer row (400 of them):
+    seconds without an index on verify_slow(k), milliseconds with one."""
+    with psycopg.connect(orders_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE verify_slow (id int PRIMARY KEY, k int NOT NULL, v int)")
+        conn.execute(
+            "INSERT INTO verify_slow SELECT i, i % 5000, i % 97 FROM generate_series(1, 100000) i"
+        )
+        conn.execute("CREATE TABLE verify_outer (id int PRIMARY KEY, k int NOT NULL, cap int)")
+        conn.execute(
+            "INSERT INTO verify_outer SELECT i, i * 7 % 5000, 900 FROM generate_series(1, 400) i"
+        )
+        conn.execute("VACUUM ANALYZE verify_slow")
+        conn.execute("VACUUM ANALYZE verify_outer")
+    return orders_dsn
+
+
+SLOW = (
+    "SELECT o.id FROM verify_outer o "
+    "WHERE o.cap > (SELECT sum(s.v) FROM verify_slow s WHERE s.k = o.k)"
+)
+
+
+def test_a_statement_whose_run_times_out_gets_the_index_that_makes_it_finish(
+    slow_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the index the statement runs past --timeout (0.4 s): it is judged on its
+    estimated plan (noted), the "before" counts as "at least 0.4 s", and the index is
+    kept because with it the statement finishes within 0.4 s x (1 - 50%)."""
+    with psycopg.connect(slow_dsn, autocommit=True) as conn:
+        conn.execute("SET statement_timeout = '400ms'")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute(SLOW)  # the premise: it does time out
+    code, report = analyze(
+        capsys, "--dsn", slow_dsn, "--verify", "rollback", "--timeout", "0.4", "--query", SLOW
+    )
+    assert code == 0
+    [query] = report["queries"]
+    assert query["error"] is None
+    assert query["note"] == "timed out after 0.4 s; judged on the estimated plan"
+    [suggestion] = report["suggestions"]
+    assert suggestion["table"] == "verify_slow"
+    assert suggestion["columns"][0] == "k"
+    evidence = suggestion["evidence"]
+    assert evidence["method"] == "rollback"
+    assert evidence["index_used"] is True
+    assert evidence["before_ms"] == 400  # the timeout: a lower bound
+    assert evidence["after_ms"] <= 200
+    assert catalog_indexes(slow_dsn) == [
+        "verify_orders_pkey",
+        "verify_outer_pkey",
+        "verify_slow_pkey",
+    ]
+
+
+def test_an_index_that_does_not_make_a_timed_out_statement_finish_is_not_kept(
+    slow_dsn: str,
+) -> None:
+    """``s.k >= o.k`` reads a third of verify_slow per outer row through the index (the
+    planner uses it; 1.3 s on the machine's PostgreSQL 15): the after-run times out too,
+    counts as the timeout, and saves nothing."""
+    options = VerifyOptions(ExplainOptions(timeout_ms=400))
+    candidate = IndexCandidate.of("public", "verify_slow", "k")
+    query = (
+        "SELECT o.id FROM verify_outer o WHERE o.cap > "
+        "(SELECT sum(s.v) FROM verify_slow s WHERE s.k >= o.k)"
+    )
+    with psycopg.connect(slow_dsn, autocommit=True) as conn:
+        evidence = verify_rollback(conn, Execution(check_statement(query)), candidate, options)
+    assert evidence.index_used
+    assert (evidence.before_ms, evidence.after_ms) == (400, 400)
+    assert not helps(evidence, options.min_gain)

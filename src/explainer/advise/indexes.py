@@ -478,7 +478,9 @@ def _verify_rest(
                 if reason is not None:
                     raise _Refused(reason)
                 if statement.before is None:
-                    statement.before = measure(conn, source.execution, options)
+                    # The statement's own EXPLAIN ANALYZE is one of the "before" runs (or,
+                    # when it timed out, the whole answer: see verify.measure).
+                    statement.before = measure(conn, source.execution, options, known=source.plan)
                 access.evidence[candidate] = verify_rollback(
                     conn,
                     source.execution,

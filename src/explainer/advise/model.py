@@ -208,6 +208,16 @@ class Evidence:
     after_plan: Plan | None = field(default=None, repr=False)
 
     @property
+    def before_timed_out(self) -> bool:
+        """The query without the index reached statement_timeout: ``before_ms`` is the
+        timeout, a lower bound ("at least"), and the before plan is the estimated one."""
+        return (
+            self.before_ms is not None
+            and self.before_plan is not None
+            and self.before_plan.total_ms is None
+        )
+
+    @property
     def comparison(self) -> PlanComparison | None:
         """The before and after plans with their nodes matched (the model behind
         ``explainer plan --compare``): which node changed and which explains the gain."""

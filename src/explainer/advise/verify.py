@@ -20,7 +20,17 @@ Two methods, each with its place:
   PostgreSQL 15 before "not more oid available").
 
 Each query is run ``repeats`` times before and after, and the fastest run is kept, so
-that a cold cache on the first run does not flatter the index.
+that a cold cache on the first run does not flatter the index. What was measured is not
+measured again: the statement's own EXPLAIN ANALYZE (the pipeline's) counts as its first
+"before" run, and a candidate whose plain EXPLAIN shows the planner would not use it is
+not executed at all (a run cannot change that verdict).
+
+**A statement too slow to finish.** When a run reaches ``statement_timeout`` its plan is
+taken without ANALYZE and the run counts as "at least the timeout" (:func:`run_ms`). A
+before-run that timed out is not a failure, it is the strongest case for an index: the
+after-run gets the same timeout, and the candidate is kept when the query then finishes
+within ``timeout x (1 - min_gain)`` (the usual rule, with the timeout as the before
+time). An after-run that times out counts as the timeout too, so it never "helps".
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from explainer.db.explain import (
     Connection,
     Execution,
     ExplainOptions,
+    StatementTimeout,
     query_failed,
     rolled_back,
     run_explain,
@@ -96,22 +107,73 @@ def _best(plans: list[Plan]) -> Plan:
     return min(plans, key=lambda p: p.total_ms if p.total_ms is not None else p.root.total_cost)
 
 
-def _runs(conn: Connection, execution: Execution, analyze: bool, repeats: int) -> Plan:
-    """The fastest of ``repeats`` runs, each undone by a savepoint.
+def timed_out(plan: Plan, analyze: bool) -> bool:
+    """Whether a run that was to be analyzed reached ``statement_timeout``: it then has
+    the estimated plan only (see :func:`_runs`, and :func:`explainer.db.explain.explain`
+    for the statement's own plan)."""
+    return analyze and plan.total_ms is None
+
+
+def run_ms(plan: Plan, analyze: bool, options: VerifyOptions) -> float | None:
+    """The measured time of a run; for one that timed out, the timeout (a lower bound:
+    "at least this long"); None when the run was not analyzed."""
+    if not analyze:
+        return None
+    if plan.total_ms is None:
+        return float(options.explain.timeout_ms)
+    return plan.total_ms
+
+
+def _runs(
+    conn: Connection,
+    execution: Execution,
+    analyze: bool,
+    repeats: int,
+    known: Plan | None = None,
+) -> Plan:
+    """The fastest of ``repeats`` runs, each undone by a savepoint; ``known`` (a run
+    already made, the statement's own EXPLAIN ANALYZE) counts as the first.
 
     Undoing each run matters for writes: every run then starts from the same rows, and
     the rows a write touched are not left as new versions in the transaction, which
     would make an index built afterwards unusable to it (``pg_index.indcheckxmin``).
+    A run that reaches ``statement_timeout`` ends the series: its plan is fetched again
+    without ANALYZE and returned alone (:func:`timed_out` tells it apart).
     """
-    plans = []
-    for _ in range(max(1, repeats)):
+    plans = [] if known is None else [known]
+    if known is not None and timed_out(known, analyze):
+        return known
+    while len(plans) < max(1, repeats):
         conn.execute(b"SAVEPOINT explainer_run")
         try:
             plans.append(run_explain(conn, execution, analyze=analyze))
+        except StatementTimeout:
+            if not analyze:
+                raise
+            conn.execute(b"ROLLBACK TO SAVEPOINT explainer_run")
+            return run_explain(conn, execution, analyze=False)
         finally:
             with suppress(psycopg.OperationalError):  # a lost connection took it already
                 conn.execute(b"ROLLBACK TO SAVEPOINT explainer_run")
     return _best(plans)
+
+
+def _after(
+    conn: Connection,
+    execution: Execution,
+    analyze: bool,
+    options: VerifyOptions,
+    names: Sequence[str],
+    check_use: bool,
+) -> Plan:
+    """The statement with the test index(es) in place. With ``check_use``, a plain EXPLAIN
+    first: when the planner uses none of ``names`` the statement is not run (a run cannot
+    make the planner use it, and a slow statement would cost its whole time again)."""
+    if analyze and check_use:
+        estimated = run_explain(conn, execution, analyze=False)
+        if not any(_uses_index(estimated, name) for name in names):
+            return estimated
+    return _runs(conn, execution, analyze, options.repeats)
 
 
 def _analyze(execution: Execution, options: VerifyOptions) -> bool:
@@ -132,11 +194,18 @@ def _transaction(conn: Connection, options: VerifyOptions) -> AbstractContextMan
     )
 
 
-def measure(conn: Connection, execution: Execution, options: VerifyOptions) -> Plan:
+def measure(
+    conn: Connection, execution: Execution, options: VerifyOptions, known: Plan | None = None
+) -> Plan:
     """The statement's plan without any new index, best of ``repeats``: the "before" that
-    every candidate of the statement is compared with."""
+    every candidate of the statement is compared with. ``known``, the statement's own
+    EXPLAIN ANALYZE, counts as one of the runs (when it is one: an estimated plan where a
+    run was expected means it timed out, and then it is the whole answer)."""
+    analyze = _analyze(execution, options)
+    if known is not None and (not analyze or timed_out(known, analyze)):
+        return known
     with _transaction(conn, options):
-        return _runs(conn, execution, _analyze(execution, options), options.repeats)
+        return _runs(conn, execution, analyze, options.repeats, known)
 
 
 def trigger_ms(plan: Plan, constraint: str) -> float | None:
@@ -174,7 +243,7 @@ def verify_rollback(
             conn.execute(create_index_sql(candidate, name=name).encode())
         except psycopg.Error as exc:
             raise query_failed(exc) from None
-        after = _runs(conn, execution, analyze, options.repeats)
+        after = _after(conn, execution, analyze, options, [name], constraint is None)
     if constraint is not None:
         old, new = trigger_ms(before, constraint), trigger_ms(after, constraint)
         used = old is not None and new is not None and new < old
@@ -184,12 +253,19 @@ def verify_rollback(
         method="rollback",
         before_cost=before.root.total_cost,
         after_cost=after.root.total_cost,
-        before_ms=before.total_ms if analyze else None,
-        after_ms=after.total_ms if analyze else None,
+        before_ms=run_ms(before, analyze, options),
+        after_ms=_after_ms(after, analyze, options, used),
         index_used=used,
         before_plan=before,
         after_plan=after,
     )
+
+
+def _after_ms(plan: Plan, analyze: bool, options: VerifyOptions, used: bool) -> float | None:
+    """The after-run's time; None for one skipped because the index was not used."""
+    if analyze and not used and plan.total_ms is None:
+        return None  # not run (see _after): nothing to claim about its time
+    return run_ms(plan, analyze, options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,14 +335,14 @@ def verify_rollback_set(
                 conn.execute(create_index_sql(candidate, name=name).encode())
             except psycopg.Error as exc:
                 raise query_failed(exc) from None
-        after = _runs(conn, execution, analyze, options.repeats)
+        after = _after(conn, execution, analyze, options, list(names.values()), True)
     return {
         candidate: Evidence(
             method="rollback",
             before_cost=before.root.total_cost,
             after_cost=after.root.total_cost,
-            before_ms=before.total_ms if analyze else None,
-            after_ms=after.total_ms if analyze else None,
+            before_ms=run_ms(before, analyze, options),
+            after_ms=_after_ms(after, analyze, options, _uses_index(after, name)),
             index_used=_uses_index(after, name),
             before_plan=before,
             after_plan=after,

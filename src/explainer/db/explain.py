@@ -10,6 +10,11 @@
 * ``statement_timeout`` and ``lock_timeout`` are set with ``SET LOCAL`` so they end with
   the transaction and never leak into the caller's session settings.
 
+* an EXPLAIN ANALYZE that reaches ``statement_timeout`` is not the end of the statement:
+  its plan is fetched once more without ANALYZE (nothing runs), so the rules and the index
+  advisor still judge it, on the estimated plan, and the note says so. A statement too
+  slow to finish is the one that most needs advice.
+
 Callers that need several steps in one transaction (index verification builds an index
 between two EXPLAINs) use :func:`rolled_back` and :func:`run_explain` directly.
 """
@@ -30,6 +35,11 @@ from explainer.errors import QueryFailed
 from explainer.plan import Plan, parse_json_plan
 
 Connection = psycopg.Connection[Any]
+
+
+class StatementTimeout(QueryFailed):
+    """The statement reached ``statement_timeout`` (the one failure that says something
+    about the statement's speed rather than its text: callers fall back to an estimate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,14 +216,35 @@ def explain(conn: Connection, execution: Execution, options: ExplainOptions) -> 
         count = statement.parameter_count
         placeholders = "$1" if count == 1 else f"$1..${count}"
         note = f"no usable values for {placeholders}: generic plan, estimated only"
-    with rolled_back(
-        conn,
-        read_only=statement.kind is StatementKind.READ,
-        timeout_ms=options.timeout_ms,
-        lock_timeout_ms=options.lock_timeout_ms,
-    ):
-        plan = run_explain(conn, execution, analyze=analyze)
+    read_only = statement.kind is StatementKind.READ
+    try:
+        with rolled_back(
+            conn,
+            read_only=read_only,
+            timeout_ms=options.timeout_ms,
+            lock_timeout_ms=options.lock_timeout_ms,
+        ):
+            plan = run_explain(conn, execution, analyze=analyze)
+    except StatementTimeout:
+        if not analyze:
+            raise
+        # Planning alone never takes that long: the plain EXPLAIN gets the same timeout.
+        with rolled_back(
+            conn,
+            read_only=read_only,
+            timeout_ms=options.timeout_ms,
+            lock_timeout_ms=options.lock_timeout_ms,
+        ):
+            plan = run_explain(conn, execution, analyze=False)
+        return ExplainOutcome(plan=plan, analyzed=False, note=timeout_note(options.timeout_ms))
     return ExplainOutcome(plan=plan, analyzed=analyze, note=note)
+
+
+def timeout_note(timeout_ms: int) -> str:
+    """The note of a statement whose EXPLAIN ANALYZE reached ``statement_timeout``."""
+    seconds = timeout_ms / 1000
+    shown = f"{seconds:g}" if seconds >= 1 else f"{seconds:.3g}"
+    return f"timed out after {shown} s; judged on the estimated plan"
 
 
 def query_failed(exc: psycopg.Error) -> QueryFailed:
@@ -221,7 +252,7 @@ def query_failed(exc: psycopg.Error) -> QueryFailed:
     diag = exc.diag
     primary = (diag.message_primary or str(exc).strip().splitlines()[0]).rstrip(".")
     if isinstance(exc, psycopg.errors.QueryCanceled):
-        return QueryFailed(f"{primary} (statement_timeout reached: raise it with --timeout)")
+        return StatementTimeout(f"{primary} (statement_timeout reached: raise it with --timeout)")
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return QueryFailed(f"{primary} (another session holds a lock: lock_timeout reached)")
     if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):

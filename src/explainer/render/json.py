@@ -11,6 +11,7 @@ from typing import Any
 
 from explainer.advise.consolidate import Consolidation, IndexFacts, WriteOverhead
 from explainer.advise.model import Evidence, IndexSuggestion, NoSuggestion
+from explainer.advise.regressions import regression_dict
 from explainer.advise.removals import IndexRemoval
 from explainer.orm.loaders import Alternative
 from explainer.orm.models import ModelMap
@@ -103,6 +104,7 @@ def _evidence_dict(query_id: str, evidence: Evidence) -> dict[str, Any]:
         "query": query_id,
         "method": evidence.method,
         "before_ms": _ms(evidence.before_ms),
+        "before_timed_out": evidence.before_timed_out,
         "after_ms": _ms(evidence.after_ms),
         "before_cost": _cost(evidence.before_cost),
         "after_cost": _cost(evidence.after_cost),
@@ -384,6 +386,12 @@ def consolidation_dict(report: Report) -> dict[str, Any]:
             }
             for item in c.left_out
         ],
+        "regression_check": {
+            "checked": list(c.regression_checked),
+            "changed": list(c.regression_changed),
+            "regressions": [regression_dict(r) for r in c.regressions],
+            "notes": list(c.regression_notes),
+        },
     }
 
 

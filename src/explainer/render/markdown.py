@@ -9,6 +9,7 @@ from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
 from explainer.orm.patterns import OrmFinding
 from explainer.render.phrases import (
+    LEFT_OUT_WORDS,
     METHOD_WORDS,
     MODELS_NOTES,
     evidence_phrase,
@@ -16,6 +17,7 @@ from explainer.render.phrases import (
     model_suggestion,
     nplus1_message,
     orm_counts,
+    regression_phrase,
     with_imports,
 )
 from explainer.render.sql import index_sql
@@ -132,12 +134,13 @@ def _left_out(report: Report) -> list[str]:
         )
     for apart in c.kept_apart:
         lines.append(f"- `{apart.short.name}` kept beside `{apart.long.name}`: {apart.reason}.")
-    limits = {"max_indexes": "--max-indexes", "max_size": "--max-size"}
     for item in c.left_out:
         lines.append(
-            f"- `{item.candidate.name}` left out by {limits[item.reason]} "
+            f"- `{item.candidate.name}` {LEFT_OUT_WORDS.get(item.reason, item.reason)} "
             f"({format_size(item.size_bytes)}, {saving_phrase(item.total_saving, c.unit)} saved)."
         )
+    for regression in c.regressions:
+        lines.append(f"- Workload check: {regression_phrase(regression)}.")
     return ["## Consolidation", "", *lines, ""] if lines else []
 
 

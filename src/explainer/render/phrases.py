@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from explainer.advise.model import Evidence, IndexCandidate
+from explainer.advise.regressions import Regression
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
 from explainer.render.sqlalchemy import ModelIndexSuggestion, model_index_suggestion
@@ -29,7 +30,8 @@ def evidence_phrase(evidence: Evidence) -> str:
     if evidence.method == "estimate":
         return f"cost {evidence.before_cost:,.0f}; {METHOD_WORDS['estimate']}"
     if evidence.before_ms is not None and evidence.after_ms is not None:
-        figures = f"{format_ms(evidence.before_ms)} -> {format_ms(evidence.after_ms)}"
+        at_least = ">= " if evidence.before_timed_out else ""
+        figures = f"{at_least}{format_ms(evidence.before_ms)} -> {format_ms(evidence.after_ms)}"
     else:
         figures = f"cost {evidence.before_cost:,.0f} -> {evidence.after_cost or 0:,.0f}"
     speedup = evidence.speedup
@@ -107,3 +109,21 @@ def orm_counts(nplus1: int, patterns: int) -> str:
 def with_imports(imports: tuple[str, ...], code: str) -> str:
     """The import lines, a blank line, then the code (just the code without imports)."""
     return "\n".join((*imports, "", code)) if imports else code
+
+
+#: Why consolidation left a verified index out of the set.
+LEFT_OUT_WORDS = {
+    "max_indexes": "left out by --max-indexes",
+    "max_size": "left out by --max-size",
+    "regression": "dropped: it makes another query of the workload slower",
+}
+
+
+def regression_phrase(regression: Regression) -> str:
+    """'Q5 1.2 s -> 2.3 s (1.9x slower) with ix_orders_o_custkey: dropped (...)'."""
+    index = regression.index.name if regression.index is not None else "the new set"
+    return (
+        f"{regression.query}: {format_ms(regression.before_ms)} -> "
+        f"{format_ms(regression.after_ms)} ({regression.slowdown:.2f}x slower) with {index}; "
+        f"{regression.decision}: {regression.reason}"
+    )

@@ -22,6 +22,7 @@ from explainer.render.markdown import (
     where_to_declare,
 )
 from explainer.render.phrases import (
+    LEFT_OUT_WORDS,
     METHOD_WORDS,
     MODELS_NOTES,
     evidence_phrase,
@@ -29,6 +30,7 @@ from explainer.render.phrases import (
     model_suggestion,
     nplus1_message,
     orm_counts,
+    regression_phrase,
     with_imports,
 )
 from explainer.render.sql import index_sql
@@ -216,16 +218,17 @@ def _consolidation(report: Report) -> list[RenderableType]:
         )
     for apart in c.kept_apart:
         lines.append(Text(f"{apart.short.name} kept beside {apart.long.name}: {apart.reason}"))
-    limits = {"max_indexes": "--max-indexes", "max_size": "--max-size"}
     for item in c.left_out:
         lines.append(
             Text(
-                f"{item.candidate.name} left out by {limits[item.reason]} "
+                f"{item.candidate.name} {LEFT_OUT_WORDS.get(item.reason, item.reason)} "
                 f"({format_size(item.size_bytes)}, {saving_phrase(item.total_saving, c.unit)} "
                 "saved)",
                 style="dim",
             )
         )
+    for regression in c.regressions:
+        lines.append(Text(f"workload check: {regression_phrase(regression)}", style="dim"))
     return lines
 
 
