@@ -17,6 +17,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+import psycopg
 from rich.console import Console
 
 from explainer import __version__
@@ -24,12 +25,13 @@ from explainer.advise.indexes import parse_size
 from explainer.advise.verify import DEFAULT_MAX_VERIFY_TABLE_BYTES, DEFAULT_MIN_COST
 from explainer.capture import CapturedQuery, CaptureStats, open_input, read_input, read_sql_text
 from explainer.capture.pglog import read_lines
-from explainer.db.connection import connect
+from explainer.db.connection import connect, describe_target, normalize_dsn
 from explainer.db.explain import ExplainOptions
 from explainer.db.server import ThrowawayServer, find_binaries
 from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
 from explainer.demo.data import create_demo_database
-from explainer.errors import ExplainerError, InputError, PlanParseError
+from explainer.errors import ExplainerError, InputError, PlanParseError, QueryFailed
+from explainer.export import ExportOptions, check_writable, export_report, script_statements
 from explainer.orm.models import ModelMap, load_models
 from explainer.pipeline import AnalyzeOptions, ProgressCallback, analyze_orm, analyze_workload
 from explainer.plan import Plan
@@ -45,6 +47,7 @@ from explainer.render.plan import (
     render_plan_markdown,
     render_plan_terminal,
 )
+from explainer.render.sql import one_line
 from explainer.render.terminal import render_orm, render_terminal
 from explainer.render.workload import render_workload_json, render_workload_terminal
 from explainer.report import InputSummary, OrmReport, Report
@@ -92,8 +95,51 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    export = parser.add_argument_group("export")
+    export.add_argument(
+        "--export",
+        metavar="DIR",
+        help="also write the artefacts to DIR: Alembic revisions, SQL scripts, the report as "
+        "Markdown and JSON, the model changes (docs/report-format.md, Export)",
+    )
+    export.add_argument(
+        "--alembic-dir",
+        metavar="PATH",
+        help="your migrations folder (or alembic.ini): the exported revision follows its head",
+    )
+    export.add_argument(
+        "--force", action="store_true", help="overwrite files already in the --export folder"
+    )
+
+
+def _export_options(args: argparse.Namespace) -> ExportOptions | None:
+    """The export asked for, checked before any analysis runs (a folder that would refuse
+    it fails in a second, not after the analysis)."""
+    if args.alembic_dir and not args.export:
+        raise InputError("--alembic-dir is for --export: give --export DIR too")
+    if not args.export:
+        return None
+    options = ExportOptions(
+        Path(args.export),
+        alembic_dir=Path(args.alembic_dir) if args.alembic_dir else None,
+        force=args.force,
+    )
+    check_writable(options)
+    return options
+
+
+def _export(report: Report, options: ExportOptions | None) -> None:
+    if options is None:
+        return
+    exported = export_report(report, options)
+    for path in exported.files:
+        print(f"explainer: wrote {path}", file=sys.stderr)
+
+
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     _add_output_options(parser)
+    _add_export_options(parser)
     run = parser.add_argument_group("how statements run")
     run.add_argument(
         "--timeout",
@@ -382,6 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--scale", type=float, default=1.0, help="data size (1.0 = 1M+ rows)")
     _add_analysis_options(demo)
+
+    apply = commands.add_parser(
+        "apply",
+        help="apply an exported SQL script to a development database, after confirmation",
+        description="Run the statements of a SQL script (indexes.sql from --export) one by "
+        "one in autocommit mode, as CREATE INDEX CONCURRENTLY needs, after asking for "
+        "confirmation. Meant for a development copy: try the indexes before a migration.",
+    )
+    apply.add_argument("file", metavar="FILE", help="the .sql script")
+    apply.add_argument("--dsn", required=True, help="the development database")
+    apply.add_argument(
+        "--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)"
+    )
     return parser
 
 
@@ -549,6 +608,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         raise InputError(
             "nothing to analyze: give --query, --sql FILE, --log FILE or --from-pg-stat-statements"
         )
+    export = _export_options(args)
     models = _load_models(args)
     workload, summary, ordered = _read_workload(args)
     if not summary.statements:
@@ -569,7 +629,9 @@ def run_analyze(args: argparse.Namespace) -> int:
         models_target=args.models,
         ordered=ordered,
     )
-    return emit_report(report, args)
+    code = emit_report(report, args)
+    _export(report, export)
+    return code
 
 
 def read_plan(path: str) -> Plan:
@@ -702,6 +764,7 @@ def run_demo(args: argparse.Namespace) -> int:
     Ctrl+C), unless --keep.
     """
     status = Console(stderr=True, highlight=False)
+    export = _export_options(args)
     binaries = find_binaries(args.server)
     status.print(f"starting a throwaway PostgreSQL {binaries.version} ({binaries.source})...")
     server = ThrowawayServer(binaries, keep=args.keep)
@@ -728,6 +791,7 @@ def run_demo(args: argparse.Namespace) -> int:
             progress=_progress(status) if sys.stderr.isatty() else None,
         )
         code = emit_report(report, args)
+        _export(report, export)
     finally:
         if args.keep:
             status.print(
@@ -737,6 +801,41 @@ def run_demo(args: argparse.Namespace) -> int:
         else:
             server.stop()
     return code
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    """``explainer apply``: a script's statements, one by one, once the user said yes.
+
+    Autocommit, one statement at a time: CONCURRENTLY refuses a transaction block, and a
+    statement that fails leaves the ones before it applied (they are IF NOT EXISTS, so
+    the script can simply be run again once the cause is fixed).
+    """
+    statements = script_statements(Path(args.file))
+    target = describe_target(normalize_dsn(args.dsn))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError("refusing to apply without confirmation: pass --yes")
+        for statement in statements:
+            print(f"  {one_line(statement, 110)}")
+        answer = input(f"Apply these {len(statements)} statements to {target}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("explainer: nothing applied", file=sys.stderr)
+            return EXIT_OK
+    with connect(args.dsn, autocommit=True) as conn:
+        for number, statement in enumerate(statements, start=1):
+            try:
+                conn.execute(statement)
+            except psycopg.Error as exc:
+                reason = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                raise QueryFailed(
+                    f"statement {number} of {len(statements)} failed ({reason}); "
+                    f"the {number - 1} before it were applied"
+                ) from None
+            print(f"ran: {one_line(statement, 110)}")
+    print(f"explainer: applied {len(statements)} statements to {target}", file=sys.stderr)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -751,6 +850,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_plan(args)
         if args.command == "rules":
             return run_rules_list(args)
+        if args.command == "apply":
+            return run_apply(args)
         return run_demo(args)
     except ExplainerError as exc:
         print(f"explainer: error: {exc}", file=sys.stderr)
