@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from explainer.advise.consolidate import IndexFacts, QuerySaving
+from explainer.advise.indexes import format_size
 from explainer.advise.model import Evidence, IndexCandidate
 from explainer.advise.regressions import Regression
 from explainer.orm.models import ModelMap
@@ -127,3 +129,39 @@ def regression_phrase(regression: Regression) -> str:
         f"{format_ms(regression.after_ms)} ({regression.slowdown:.2f}x slower) with {index}; "
         f"{regression.decision}: {regression.reason}"
     )
+
+
+def saving_phrase(saving: float, unit: str) -> str:
+    """``1.2 s`` or ``cost 45,000``: a saving in the consolidation's unit."""
+    return format_ms(saving) if unit == "ms" else f"cost {saving:,.0f}"
+
+
+def serves_phrase(item: QuerySaving) -> str:
+    """``50 calls x 7.4 ms = 370 ms saved``."""
+    calls = f"{item.calls:,} call{'s' if item.calls != 1 else ''}"
+    return (
+        f"{calls} x {saving_phrase(item.per_call, item.unit)} = "
+        f"{saving_phrase(item.total, item.unit)} saved"
+    )
+
+
+def facts_phrases(facts: IndexFacts) -> list[str]:
+    """Size, write overhead, HOT warning and replaced candidates, one sentence each."""
+    source = {"hypopg": "HypoPG's estimate", "estimate": "estimated from pg_stats"}
+    lines = [f"Size: {format_size(facts.size_bytes)} ({source.get(facts.size_source, '')})."]
+    write = facts.write
+    if write is not None and write.index_bytes_per_table_byte is not None:
+        counted = (
+            f"{write.inserts:,} inserts, {write.updates:,} updates "
+            f"({write.hot_updates:,} HOT), {write.deletes:,} deletes counted"
+        )
+        lines.append(
+            f"Writes: {write.index_bytes_per_table_byte:.2f} index bytes per table byte "
+            f"written ({counted})."
+        )
+    if facts.hot_update_warning:
+        lines.append(f"Warning: {facts.hot_update_warning}.")
+    if facts.replaces:
+        names = ", ".join(c.name for c in facts.replaces)
+        lines.append(f"Replaces {names}: this index serves their queries too.")
+    return lines

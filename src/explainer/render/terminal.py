@@ -14,23 +14,20 @@ from explainer.orm.loaders import Alternative
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
 from explainer.orm.patterns import OrmFinding
-from explainer.render.markdown import (
-    facts_phrases,
-    roots,
-    saving_phrase,
-    serves_phrase,
-    where_to_declare,
-)
+from explainer.render.markdown import roots, where_to_declare
 from explainer.render.phrases import (
     LEFT_OUT_WORDS,
     METHOD_WORDS,
     MODELS_NOTES,
     evidence_phrase,
+    facts_phrases,
     format_ms,
     model_suggestion,
     nplus1_message,
     orm_counts,
     regression_phrase,
+    saving_phrase,
+    serves_phrase,
     with_imports,
 )
 from explainer.render.sql import index_sql
