@@ -107,3 +107,31 @@ def test_installed_extensions(conn: psycopg.Connection[tuple[object, ...]]) -> N
 )
 def test_equality_selectivity(column: ColumnStats, value: str | None, expected: float) -> None:
     assert column.equality_selectivity(value, 1000) == pytest.approx(expected)
+
+
+def test_a_partitioned_table_has_its_partitions_rows_and_inherited_statistics(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """The planner estimates a query on the parent from the parent's inherited pg_stats
+    rows and its partitions' sizes: the advisor must read the same."""
+    conn.execute(
+        """
+        CREATE TABLE stats_events (id int, kind text) PARTITION BY RANGE (id);
+        CREATE TABLE stats_events_1 PARTITION OF stats_events FOR VALUES FROM (0) TO (5000);
+        CREATE TABLE stats_events_2 PARTITION OF stats_events FOR VALUES FROM (5000) TO (MAXVALUE);
+        INSERT INTO stats_events SELECT g, CASE WHEN g % 50 = 0 THEN 'rare' ELSE 'common' END
+        FROM generate_series(0, 11999) g;
+        """
+    )
+    conn.execute("VACUUM ANALYZE stats_events_1, stats_events_2")
+    conn.execute("ANALYZE stats_events")
+    stats = table_stats(conn, "public", "stats_events", ["kind"])
+    assert stats is not None
+    assert stats.reltuples == 12000
+    assert stats.relpages > 0 and stats.relallvisible > 0
+    kind = stats.column("kind")
+    assert kind is not None and kind.analyzed
+    assert dict(zip(kind.most_common_vals, kind.most_common_freqs, strict=True)) == {
+        "common": pytest.approx(0.98),
+        "rare": pytest.approx(0.02),
+    }

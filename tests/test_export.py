@@ -26,9 +26,10 @@ from alembic.runtime.migration import MigrationContext
 from explainer.advise.ddl import create_index_sql
 from explainer.advise.model import Evidence, IndexCandidate, IndexKey, IndexSuggestion
 from explainer.advise.removals import IndexRemoval
+from explainer.apply import script_statements
 from explainer.cli import main
 from explainer.errors import InputError
-from explainer.export import ExportOptions, export_report, script_statements
+from explainer.export import ExportOptions, export_report
 from explainer.render.alembic import create_index_code, current_head
 from explainer.report import DatabaseInfo, QueryReport, Report
 
@@ -124,6 +125,20 @@ def test_export_writes_one_file_per_artefact(
         expected = (expected - {"models_snippets.md"}) | {"models.patch"}
     assert names == expected
     assert {p.name for p in (tmp_path / "out").iterdir()} == expected
+
+
+def test_markdown_report_carries_the_migration(tmp_path: Path) -> None:
+    """The pull request's report shows the revision's upgrade, the same calls as the
+    revision file written beside it."""
+    export_report(_report(suggestions=2), ExportOptions(tmp_path))
+    report = (tmp_path / "report.md").read_text()
+    revision = (tmp_path / "migration_add_indexes.py").read_text()
+    migration = report[report.index("### Migration") :]
+    assert "with op.get_context().autocommit_block():" in migration
+    for name in ("ix_orders_c0", "ix_orders_c1"):
+        call = f"op.create_index(\n        '{name}',"
+        assert call in migration
+        assert call.replace("\n        ", "\n            ") in revision
 
 
 def test_removals_get_their_own_revision_after_the_additions(tmp_path: Path) -> None:
@@ -319,3 +334,93 @@ def test_apply_runs_only_sql_scripts(tmp_path: Path, capsys: pytest.CaptureFixtu
     revision.write_text("")
     assert main(["apply", "--dsn", "host=/nonexistent", "--yes", str(revision)]) == 2
     assert "alembic upgrade head" in capsys.readouterr().err
+
+
+# -- partitioned tables: the ON ONLY / CONCURRENTLY / ATTACH recipe ------------------------
+
+EVENTS = """
+CREATE TABLE events (id bigint, created date NOT NULL, user_id int, kind text)
+    PARTITION BY RANGE (created);
+CREATE TABLE events_2024 PARTITION OF events
+    FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE events_2025 PARTITION OF events
+    FOR VALUES FROM ('2025-01-01') TO ('2026-01-01') PARTITION BY HASH (id);
+CREATE TABLE events_2025_h0 PARTITION OF events_2025 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE events_2025_h1 PARTITION OF events_2025 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+INSERT INTO events
+    SELECT g, date '2024-01-01' + (g % 700), g % 5000, 'k' || (g % 10)
+    FROM generate_series(1, 200000) g;
+"""
+
+
+def _event_indexes(dsn: str) -> dict[str, tuple[bool, str | None]]:
+    """Every index on the events tree: valid?, and the index it is attached to."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, x.indisvalid, p.relname FROM pg_index x "
+            "JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+            "LEFT JOIN pg_inherits h ON h.inhrelid = c.oid "
+            "LEFT JOIN pg_class p ON p.oid = h.inhparent "
+            "WHERE t.relname LIKE 'events%'"
+        ).fetchall()
+    return {str(name): (bool(valid), parent) for name, valid, parent in rows}
+
+
+def test_partitioned_table_gets_the_recipe(
+    make_database: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = make_database()
+    project = shutil.copytree(FIXTURE, tmp_path / "project")
+    _alembic(project, dsn, "upgrade", "head")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(EVENTS)
+        conn.execute("ANALYZE events")
+    out = tmp_path / "out"
+    query = "SELECT * FROM events WHERE user_id = 42"
+    args = ["analyze", "--dsn", dsn, "--query", query, "--format", "json"]
+    args += ["-o", str(tmp_path / "r.json"), "--export", str(out)]
+    assert main([*args, "--alembic-dir", str(project / "migrations")]) == 0
+    document = json.loads((out / "report.json").read_text())
+    # The scans of the three leaf partitions become one index on the partitioned table.
+    [suggestion] = document["suggestions"]
+    assert suggestion["table"] == "events" and suggestion["columns"] == ["user_id"]
+    assert suggestion["evidence"]["index_used"]
+    assert sorted(suggestion["partitions"]) == [
+        "events_2024", "events_2025", "events_2025_h0", "events_2025_h1"
+    ]  # fmt: skip
+    name = suggestion["name"]
+    expected = {
+        name: (True, None),
+        "ix_events_2025_user_id": (True, name),
+        "ix_events_2024_user_id": (True, name),
+        "ix_events_2025_h0_user_id": (True, "ix_events_2025_user_id"),
+        "ix_events_2025_h1_user_id": (True, "ix_events_2025_user_id"),
+    }
+
+    # Alembic: upgrade builds the whole tree valid and attached; downgrade leaves nothing.
+    shutil.copy(out / "migration_add_indexes.py", project / "migrations" / "versions")
+    _alembic(project, dsn, "upgrade", "head")
+    assert _event_indexes(dsn) == expected
+    _alembic(project, dsn, "downgrade", "-1")
+    assert _event_indexes(dsn) == {}
+
+    # The SQL script, twice; then the query is measured before and after and uses it.
+    capsys.readouterr()
+    for _ in range(2):
+        assert main(["apply", "--dsn", dsn, "--yes", str(out / "indexes.sql")]) == 0
+        assert _event_indexes(dsn) == expected
+    printed = capsys.readouterr().out
+    assert printed.count("index used") == 2 and "NOT used" not in printed
+    first = re.search(r"([\d.,]+) ms -> ([\d.,]+) ms", printed)
+    assert first is not None
+    before, after = (float(x.replace(",", "")) for x in first.groups())
+    assert after < before
+
+
+def test_apply_without_a_report_says_the_queries_were_not_rerun(
+    db_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "indexes.sql"
+    script.write_text("SET lock_timeout = '5s';\n")
+    assert main(["apply", "--dsn", db_dsn, "--yes", str(script)]) == 0
+    assert "the queries were not re-run" in capsys.readouterr().out

@@ -361,8 +361,18 @@ def shop_project(tmp_path_factory: pytest.TempPathFactory, db_dsn: str) -> Path:
     """A git repository holding a copy of the shop models, and the models' tables, created
     from them, with data that makes two indexes worth it: orders by ``total`` (one plain
     column) and books by author and price (two columns: ``__table_args__``)."""
-    repo = _repository(tmp_path_factory.mktemp("shop-project"))
+    return _shop(tmp_path_factory.mktemp("shop-project"), db_dsn)
+
+
+def _shop(path: Path, db_dsn: str, convention: str | None = None) -> Path:
+    repo = _repository(path)
     shutil.copytree(MODELS_DIR / "shop", repo / "shop")
+    if convention is not None:
+        models = repo / "shop" / "models.py"
+        text = models.read_text()
+        default = '"ix": "ix_%(table_name)s_%(column_0_N_name)s"'
+        assert default in text
+        models.write_text(text.replace(default, f'"ix": "{convention}"'))
     script = (
         "import sys, psycopg, sqlalchemy\n"
         "from shop.models import Base\n"
@@ -454,3 +464,31 @@ def test_exported_patch_applies_and_alembic_finds_no_index_difference(
     seen = _inspect(repo, "shop.models", db_dsn)
     ours = [d for d in seen["diffs"] if d[1] in names.values()]
     assert ours == []
+
+
+def test_export_names_the_index_as_the_models_naming_convention_does(
+    tmp_path: Path,
+    make_database: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A project whose convention is ``idx_...``: the migration, the SQL script and the
+    patched model all build ``idx_orders_total``, so Alembic sees nothing to change."""
+    dsn = make_database()
+    repo = _shop(tmp_path / "repo", dsn, convention="idx_%(table_name)s_%(column_0_N_name)s")
+    out = tmp_path / "out"
+    monkeypatch.chdir(repo)  # the patch names files relative to where explainer runs
+    code = cli.main([
+        "analyze", "--dsn", dsn, "--format", "json", "-o", str(tmp_path / "r.json"),
+        "--query", "SELECT id, status FROM orders WHERE total = 1234",
+        "--models", str(repo / "shop" / "models.py"), "--export", str(out),
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    [suggestion] = json.loads((out / "report.json").read_text())["suggestions"]
+    assert suggestion["name"] == "idx_orders_total"
+    assert "idx_orders_total" in (out / "indexes.sql").read_text()
+    assert "'idx_orders_total'" in (out / "migration_add_indexes.py").read_text()
+    _apply(repo, (out / "models.patch").read_text())
+    assert cli.main(["apply", "--dsn", dsn, "--yes", str(out / "indexes.sql")]) == 0
+    seen = _inspect(repo, "shop.models", dsn)
+    assert [d for d in seen["diffs"] if "orders" in str(d) or "total" in str(d)] == []

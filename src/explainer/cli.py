@@ -9,31 +9,44 @@ Errors a user can cause are printed as one line, never a traceback.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
+import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-import psycopg
 from rich.console import Console
 
 from explainer import __version__
 from explainer.advise.indexes import parse_size
 from explainer.advise.verify import DEFAULT_MAX_VERIFY_TABLE_BYTES, DEFAULT_MIN_COST
-from explainer.capture import CapturedQuery, CaptureStats, open_input, read_input, read_sql_text
+from explainer.apply import (
+    affected_queries,
+    apply_script,
+    find_report,
+    script_statements,
+    summary_lines,
+)
+from explainer.capture import read_input
 from explainer.capture.pglog import read_lines
-from explainer.db.connection import connect, describe_target, normalize_dsn
+from explainer.config import Settings, parse_with_config
+from explainer.db.connection import describe_target, normalize_dsn
 from explainer.db.explain import ExplainOptions
 from explainer.db.server import ThrowawayServer, find_binaries
-from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
+from explainer.db.stat_statements import StatStatementsFilter
 from explainer.demo.data import create_demo_database
-from explainer.errors import ExplainerError, InputError, PlanParseError, QueryFailed
-from explainer.export import ExportOptions, check_writable, export_report, script_statements
+from explainer.errors import ExplainerError, InputError, PlanParseError
+from explainer.export import ExportOptions, check_writable, export_report
 from explainer.orm.models import ModelMap, load_models
-from explainer.pipeline import AnalyzeOptions, ProgressCallback, analyze_orm, analyze_workload
+from explainer.pipeline import (
+    AnalyzeOptions,
+    ProgressCallback,
+    analyze_orm,
+    analyze_workload,
+    read_workload,
+)
 from explainer.plan import Plan
 from explainer.plan.compare import compare_plans
 from explainer.plan.source import parse_plan
@@ -52,8 +65,7 @@ from explainer.render.terminal import render_orm, render_terminal
 from explainer.render.workload import render_workload_json, render_workload_terminal
 from explainer.report import InputSummary, OrmReport, Report
 from explainer.rules import RULES, Finding, RuleContext, Severity, run_rules
-from explainer.workload import QueryGroup, Workload, WorkloadBuilder, build_workload
-from explainer.workload.parallel import build_workload_parallel
+from explainer.workload import QueryGroup, Workload, build_workload
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -140,6 +152,11 @@ def _export(report: Report, options: ExportOptions | None) -> None:
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     _add_output_options(parser)
     _add_export_options(parser)
+    _add_run_options(parser)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """How statements run and which are analyzed (``analyze``, ``demo`` and ``tui``)."""
     run = parser.add_argument_group("how statements run")
     run.add_argument(
         "--timeout",
@@ -429,6 +446,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scale", type=float, default=1.0, help="data size (1.0 = 1M+ rows)")
     _add_analysis_options(demo)
 
+    tui = commands.add_parser(
+        "tui",
+        help="the terminal workbench (also: explainer with no command, in a terminal)",
+        description="Open the interactive workbench: load a log or paste SQL, watch it being "
+        "analyzed, read plans, findings and index suggestions, export a migration. Without "
+        "--dsn or PG* settings it asks where to connect.",
+    )
+    tui.add_argument(
+        "--dsn",
+        help="libpq URI, key=value string or SQLAlchemy URL "
+        "(default: the PG* environment, ~/.pgpass)",
+    )
+    tui.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        nargs="+",
+        metavar="FILE",
+        help="logs or SQL files to load and analyze at start (the format is detected)",
+    )
+    _add_run_options(tui)
+    _add_models_options(tui, connected=True)
+
     apply = commands.add_parser(
         "apply",
         help="apply an exported SQL script to a development database, after confirmation",
@@ -441,50 +481,40 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument(
         "--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)"
     )
+    apply.add_argument(
+        "--report",
+        metavar="FILE",
+        help="the export's report.json, naming the queries to re-run before and after "
+        "(default: report.json beside the script)",
+    )
+    apply.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="statement_timeout for each re-run query (default 30)",
+    )
     return parser
 
 
 def _read_workload(args: argparse.Namespace) -> tuple[Workload, InputSummary, bool]:
-    """Read every input and group it as it streams: a large log is never held whole.
-
-    Each session's order of statements is kept too (12 bytes a statement) for the N+1
-    and other ORM rules; the last value says whether it was kept for every input (not
-    for logs read in parallel with ``--jobs``).
-    """
-    builder = WorkloadBuilder(keep_order=True)
-    summary = InputSummary()
-
-    def take(source: str, read: tuple[Iterable[CapturedQuery], CaptureStats]) -> None:
-        queries, stats = read
-        for query in queries:
-            builder.add(query)
-            summary.statements += 1
-        summary.sources.append(source)
-        for reason, count in stats.skip_reasons.items():
-            summary.skipped[reason] = summary.skipped.get(reason, 0) + count
-
-    for path in args.sql:
-        with open_input(path, log_format="sql") as read:
-            take("<stdin>" if path == "-" else path, read)
-    for number, text in enumerate(args.query, start=1):
-        take(f"<query {number}>", read_sql_text(text, f"<query {number}>"))
-    parallel: list[Workload] = []
-    for path in _expand(p for group in args.log for p in group):
-        if args.jobs > 1 and path != "-" and not (args.log_format or args.log_prefix):
-            part, stats = build_workload_parallel(path, args.jobs)
-            parallel.append(part)
-            take(path, ([], stats))
-            summary.statements += stats.queries
-            continue
-        with open_input(path, log_format=args.log_format, log_prefix=args.log_prefix) as read:
-            take(path, read)
-    if getattr(args, "from_pg_stat_statements", False):
-        selection = StatStatementsFilter(args.min_calls, args.min_total_ms, args.top)
-        with connect(args.dsn) as conn:
-            take("pg_stat_statements", read_stat_statements(conn, selection))
-    workload = builder.build()
-    workload.merge(*parallel)
-    return workload, summary, not parallel
+    """The command's inputs as a workload (explainer.pipeline.read_workload, shared with
+    the workbench); the last value says whether statement order was kept for every input."""
+    selection = (
+        StatStatementsFilter(args.min_calls, args.min_total_ms, args.top)
+        if getattr(args, "from_pg_stat_statements", False)
+        else None
+    )
+    return read_workload(
+        sql_files=args.sql,
+        queries=args.query,
+        logs=[p for group in args.log for p in group],
+        log_format=args.log_format,
+        log_prefix=args.log_prefix,
+        jobs=args.jobs,
+        stat_statements=selection,
+        dsn=getattr(args, "dsn", None),
+    )
 
 
 def _load_models(args: argparse.Namespace) -> ModelMap | None:
@@ -492,18 +522,6 @@ def _load_models(args: argparse.Namespace) -> ModelMap | None:
     if not args.models:
         return None
     return load_models(args.models, python=args.python, timeout=args.models_timeout)
-
-
-def _expand(paths: Iterable[str]) -> Iterator[str]:
-    """Paths as given, and globs the shell did not expand (quoted, or on Windows)."""
-    for path in paths:
-        if path != "-" and not Path(path).exists() and glob.has_magic(path):
-            matches = sorted(glob.glob(path))
-            if not matches:
-                raise InputError(f"no file matches {path}")
-            yield from matches
-        else:
-            yield path
 
 
 def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> AnalyzeOptions:
@@ -757,7 +775,7 @@ def demo_log() -> Traversable:
     return resources.files("explainer.demo").joinpath("shop.log")
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, settings: Settings | None = None) -> int:
     """Start a throwaway server, load the shop, analyze the shipped log, show the report.
 
     The server is stopped and its data removed on the way out, whatever happens (errors,
@@ -778,6 +796,9 @@ def run_demo(args: argparse.Namespace) -> int:
             "analyzing the captured log (indexes are verified by building them "
             "in rolled-back transactions)..."
         )
+        if _opens_workbench(args):
+            with resources.as_file(demo_log()) as log_path:
+                return _run_workbench(args, settings, dsn=dsn, logs=[str(log_path)])
         with resources.as_file(demo_log()) as log_path:
             queries, stats = read_input(str(log_path))
         summary = InputSummary(
@@ -803,14 +824,64 @@ def run_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _opens_workbench(args: argparse.Namespace) -> bool:
+    """``explainer demo`` opens the workbench in a terminal, unless a report was asked
+    for (another format, a file, an export): then, and when piped, it prints the report."""
+    return _interactive() and args.format == "text" and not args.output and not args.export
+
+
+def run_tui(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """``explainer tui`` (and ``explainer`` alone, in a terminal): the workbench. Without
+    ``--dsn`` (or a profile's) nor PG* settings, it opens the connection dialog."""
+    logs = [path for group in args.log for path in group]
+    ask = not args.dsn and not any(name in os.environ for name in _LIBPQ_TARGET)
+    return _run_workbench(args, settings, dsn=args.dsn, logs=logs, ask_connection=ask)
+
+
+#: libpq environment variables that say where to connect.
+_LIBPQ_TARGET = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def _run_workbench(
+    args: argparse.Namespace,
+    settings: Settings | None,
+    *,
+    dsn: str | None,
+    logs: list[str],
+    ask_connection: bool = False,
+) -> int:
+    # Imported here: Textual is loaded only when the workbench opens.
+    from explainer.tui.app import ExplainerApp
+    from explainer.tui.session import Workbench
+
+    workbench = Workbench(
+        dsn,
+        options=analyze_options(args, include_utility=False),
+        models_target=args.models if "models" in args else None,
+        models_python=getattr(args, "python", sys.executable),
+        models_timeout=getattr(args, "models_timeout", 20.0),
+    )
+    app = ExplainerApp(workbench, logs=logs, settings=settings, ask_connection=ask_connection)
+    app.run()
+    return EXIT_OK if not app.return_code else EXIT_ERROR
+
+
 def run_apply(args: argparse.Namespace) -> int:
-    """``explainer apply``: a script's statements, one by one, once the user said yes.
+    """``explainer apply``: a script's statements, one by one, once the user said yes;
+    then the queries its indexes serve, measured again (explainer.apply).
 
     Autocommit, one statement at a time: CONCURRENTLY refuses a transaction block, and a
     statement that fails leaves the ones before it applied (they are IF NOT EXISTS, so
     the script can simply be run again once the cause is fixed).
     """
-    statements = script_statements(Path(args.file))
+    script = Path(args.file)
+    statements = script_statements(script)
+    report = find_report(script, Path(args.report) if args.report else None)
+    queries = affected_queries(report, statements) if report is not None else []
     target = describe_target(normalize_dsn(args.dsn))
     if not args.yes:
         if not sys.stdin.isatty():
@@ -821,27 +892,33 @@ def run_apply(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("explainer: nothing applied", file=sys.stderr)
             return EXIT_OK
-    with connect(args.dsn, autocommit=True) as conn:
-        for number, statement in enumerate(statements, start=1):
-            try:
-                conn.execute(statement)
-            except psycopg.Error as exc:
-                reason = (
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                )
-                raise QueryFailed(
-                    f"statement {number} of {len(statements)} failed ({reason}); "
-                    f"the {number - 1} before it were applied"
-                ) from None
-            print(f"ran: {one_line(statement, 110)}")
+    result = apply_script(
+        args.dsn,
+        statements,
+        queries,
+        options=ExplainOptions(timeout_ms=int(args.timeout * 1000)),
+        echo=lambda statement: print(f"ran: {one_line(statement, 110)}"),
+    )
     print(f"explainer: applied {len(statements)} statements to {target}", file=sys.stderr)
+    if report is None:
+        result.not_rerun = (
+            f"no report.json beside {script}: the queries were not re-run "
+            "(pass --report FILE, the report.json of the export)"
+        )
+    for line in summary_lines(result):
+        print(line)
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments and _interactive():
+        arguments = ["tui"]
     try:
+        args, settings = parse_with_config(parser, arguments)
+        if args.command == "tui":
+            return run_tui(args, settings)
         if args.command == "analyze":
             return run_analyze(args)
         if args.command == "workload":
@@ -852,7 +929,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_rules_list(args)
         if args.command == "apply":
             return run_apply(args)
-        return run_demo(args)
+        return run_demo(args, settings)
     except ExplainerError as exc:
         print(f"explainer: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -152,27 +152,3 @@ def export_report(report: Report, options: ExportOptions) -> Exported:
         reason = exc.strerror.lower() if exc.strerror else str(exc)
         raise InputError(f"cannot write to {options.directory}: {reason}") from exc
     return exported
-
-
-def script_statements(path: Path) -> list[str]:
-    """The statements of a SQL script, one string each, comments dropped (PostgreSQL's
-    own parser splits them, so a semicolon inside a string or comment does not)."""
-    import pglast
-
-    if path.suffix.lower() != ".sql":
-        raise InputError(
-            f"{path}: explainer apply runs .sql scripts; run an Alembic revision with "
-            "alembic upgrade head"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        reason = exc.strerror.lower() if exc.strerror else str(exc)
-        raise InputError(f"cannot read {path}: {reason}") from exc
-    try:
-        statements = [str(s) for s in pglast.split(text)]
-    except pglast.parser.ParseError as exc:
-        raise InputError(f"{path}: not valid SQL: {exc}") from None
-    if not statements:
-        raise InputError(f"{path}: no statement to apply")
-    return statements

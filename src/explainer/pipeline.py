@@ -4,13 +4,20 @@ This is the only place that strings the stages together (db -> plan -> rules -> 
 so the CLI, the demo and the TUI all analyze the same way. A statement that fails
 (bad SQL, a refused statement, a timeout) is recorded in its own report entry and the
 rest of the workload goes on.
+
+The workbench (explainer.tui) watches an analysis as it runs: ``on_query`` hands over each
+query's entry as soon as it is explained, ``on_connect`` hands over the connection so the
+running statement can be cancelled on the server from another thread
+(``conn.cancel_safe()``), and ``should_stop`` ends the analysis between statements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import glob
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import psycopg
@@ -29,7 +36,7 @@ from explainer.advise.consolidate import (
 )
 from explainer.advise.ddl import create_index_sql
 from explainer.advise.indexes import StatementInput, VerifyMode, advise_statements
-from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion
+from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion, NoSuggestion
 from explainer.advise.removals import find_removals
 from explainer.advise.verify import (
     DEFAULT_MAX_VERIFY_TABLE_BYTES,
@@ -40,7 +47,7 @@ from explainer.advise.verify import (
     verify_hypopg,
     verify_rollback,
 )
-from explainer.capture import CapturedQuery
+from explainer.capture import CapturedQuery, CaptureStats, open_input, read_sql_text
 from explainer.db.catalog import (
     ServerInfo,
     TableInfo,
@@ -49,6 +56,7 @@ from explainer.db.catalog import (
     foreign_keys,
     hypothetical_index_size,
     index_usage,
+    partition_tree,
     resolve_table,
     server_info,
     stats_since,
@@ -58,19 +66,30 @@ from explainer.db.catalog import (
 from explainer.db.connection import connect, redact_dsn
 from explainer.db.explain import Connection, Execution, ExplainOptions, explain
 from explainer.db.safety import check_statement
+from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
 from explainer.errors import ExplainerError, InputError
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import detect as detect_nplus1
 from explainer.orm.patterns import detect_patterns
 from explainer.orm.reflect import reflect_models
 from explainer.plan import Plan
+from explainer.render.phrases import model_suggestion
 from explainer.report import DatabaseInfo, InputSummary, OrmReport, QueryReport, Report
 from explainer.rules import RuleContext, TableFacts, run_rules
 from explainer.rules.model import ForeignKeyFacts
-from explainer.workload import QueryGroup, Workload
+from explainer.workload import QueryGroup, Workload, WorkloadBuilder
+from explainer.workload.parallel import build_workload_parallel
 
 VerifyChoice = Literal["auto", "rollback", "hypopg", "none"]
 ProgressCallback = Callable[[int, int, QueryGroup], None]
+#: Called with each query's entry as soon as it is explained (findings, no advice yet) and
+#: the report being filled; both are later completed in place by the advice.
+QueryCallback = Callable[[QueryReport, Report], None]
+#: Called once with the analysis's connection, before any statement runs.
+ConnectCallback = Callable[[Connection], None]
+
+#: The error of the query whose statement was running when the analysis was stopped.
+CANCELLED = "cancelled: the analysis was stopped while this statement ran"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +140,81 @@ def select_groups(groups: list[QueryGroup], options: AnalyzeOptions) -> list[Que
         and (g.total_ms is None or g.total_ms >= options.min_total_ms)
     ]
     return kept if options.top is None else kept[: options.top]
+
+
+def analyzed_groups(workload: Workload, options: AnalyzeOptions) -> list[QueryGroup]:
+    """The shapes :func:`analyze_workload` explains, in its order (heaviest first)."""
+    groups = list(workload.groups)
+    if options.include_utility:
+        groups += workload.utility
+    return select_groups(groups, options)
+
+
+def read_workload(
+    *,
+    sql_files: Sequence[str] = (),
+    queries: Sequence[str] = (),
+    logs: Iterable[str] = (),
+    log_format: str | None = None,
+    log_prefix: str | None = None,
+    jobs: int = 1,
+    stat_statements: StatStatementsFilter | None = None,
+    dsn: str | None = None,
+) -> tuple[Workload, InputSummary, bool]:
+    """Read every input and group it as it streams: a large log is never held whole.
+
+    The inputs of ``explainer analyze`` and of the workbench: SQL files, single statements
+    (``queries``), logs of any format (globs the shell did not expand are expanded) and,
+    with ``stat_statements``, the live pg_stat_statements of ``dsn``. Each session's order
+    of statements is kept too (12 bytes a statement) for the N+1 and other ORM rules; the
+    last value says whether it was kept for every input (not for logs read in parallel,
+    ``jobs`` > 1).
+    """
+    builder = WorkloadBuilder(keep_order=True)
+    summary = InputSummary()
+
+    def take(source: str, read: tuple[Iterable[CapturedQuery], CaptureStats]) -> None:
+        captured, stats = read
+        for query in captured:
+            builder.add(query)
+            summary.statements += 1
+        summary.sources.append(source)
+        for reason, count in stats.skip_reasons.items():
+            summary.skipped[reason] = summary.skipped.get(reason, 0) + count
+
+    for path in sql_files:
+        with open_input(path, log_format="sql") as read:
+            take("<stdin>" if path == "-" else path, read)
+    for number, text in enumerate(queries, start=1):
+        take(f"<query {number}>", read_sql_text(text, f"<query {number}>"))
+    parallel: list[Workload] = []
+    for path in expand_paths(logs):
+        if jobs > 1 and path != "-" and not (log_format or log_prefix):
+            part, stats = build_workload_parallel(path, jobs)
+            parallel.append(part)
+            take(path, ([], stats))
+            summary.statements += stats.queries
+            continue
+        with open_input(path, log_format=log_format, log_prefix=log_prefix) as read:
+            take(path, read)
+    if stat_statements is not None:
+        with connect(dsn) as conn:
+            take("pg_stat_statements", read_stat_statements(conn, stat_statements))
+    workload = builder.build()
+    workload.merge(*parallel)
+    return workload, summary, not parallel
+
+
+def expand_paths(paths: Iterable[str]) -> Iterator[str]:
+    """Paths as given, and globs the shell did not expand (quoted, or on Windows)."""
+    for path in paths:
+        if path != "-" and not Path(path).exists() and glob.has_magic(path):
+            matches = sorted(glob.glob(path))
+            if not matches:
+                raise InputError(f"no file matches {path}")
+            yield from matches
+        else:
+            yield path
 
 
 class _TableCache:
@@ -203,14 +297,29 @@ def analyze_workload(
     models: ModelMap | None = None,
     models_target: str | None = None,
     ordered: bool = True,
+    on_query: QueryCallback | None = None,
+    on_connect: ConnectCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Report:
     """Connect, explain every shape of the workload (heaviest first), and advise.
 
     ``models`` (the user's, from ``--models``) name the ORM findings and the index
     suggestions' code; without them the database is reflected and the ORM findings are
     named as sqlacodegen would (guesses, which the report says).
+
+    Stopping: once ``should_stop()`` is true (the caller has usually also cancelled the
+    running statement with ``conn.cancel_safe()``), the statement being explained ends
+    with :data:`CANCELLED` as its entry's error, no further shape starts, and the report
+    holds the entries explained so far with their findings and no index advice: advice
+    weighs the whole workload and verifying it runs more statements (rollback builds test
+    indexes), which is what the user just asked to stop; a stop during the advice drops
+    what it had decided. The ORM findings, which need no database, are still made. The
+    caller, who asked for the stop, knows the report is partial.
     """
+    stop = should_stop or (lambda: False)
     with connect(dsn) as conn:
+        if on_connect is not None:
+            on_connect(conn)
         server = server_info(conn)
         mode = choose_verify_mode(options.verify, server)
         report = Report(
@@ -222,25 +331,77 @@ def analyze_workload(
             ),
             inputs=inputs or InputSummary(),
         )
-        groups = list(workload.groups)
-        if options.include_utility:
-            groups += workload.utility
-        else:
+        if not options.include_utility:
             report.inputs.set_aside += sum(g.calls for g in workload.utility)
-        groups = select_groups(groups, options)
+        groups = analyzed_groups(workload, options)
         tables = _TableCache(conn)
         explained: list[tuple[QueryReport, StatementInput]] = []
         for number, group in enumerate(groups, start=1):
+            if stop():
+                break
             if progress is not None:
                 progress(number, len(groups), group)
-            entry, statement = _analyze_group(conn, group, options, tables)
+            entry, statement = _stoppable_group(conn, group, options, tables, stop)
             report.queries.append(entry)
             if statement is not None:
                 explained.append((entry, statement))
-        suggestions = _advise(conn, explained, options, mode)
-        _consolidate(conn, server, mode, options, workload, groups, tables, report, suggestions)
+            if on_query is not None:
+                on_query(entry, report)
+        if not stop():
+            explained_as = [(e, e.error, e.no_suggestion) for e in report.queries]
+            try:
+                suggestions = _advise(conn, explained, options, mode)
+                _consolidate(
+                    conn, server, mode, options, workload, groups, tables, report, suggestions
+                )
+                _partitions(conn, report)
+            except (psycopg.Error, ExplainerError):
+                if not stop():
+                    raise
+            if stop():
+                _drop_advice(report, explained_as)
+        if stop():
+            report.orm = analyze_orm(
+                workload, models, models_target=models_target, ordered=ordered
+            )
+            return report
         report.orm = _orm(conn, workload, tables, models, models_target, ordered)
+    _model_names(report)
     return report
+
+
+def _drop_advice(
+    report: Report, explained_as: list[tuple[QueryReport, str | None, list[NoSuggestion]]]
+) -> None:
+    """A stop during the advice: what it decided is dropped (it was cut short, so it
+    weighed part of the workload) and the entries are left as they were explained (the
+    advice's cancelled statements are no fault of theirs)."""
+    for entry, error, no_suggestion in explained_as:
+        entry.error, entry.no_suggestion = error, no_suggestion
+    report.suggestions, report.consolidation = [], Consolidation()
+    report.removals, report.stats_since = [], None
+
+
+def _model_names(report: Report) -> None:
+    """Each suggestion named as the user's models will name it (their naming convention,
+    ``index=True``), so the migration, the SQL script and the patched model build one
+    index under one name and ``alembic revision --autogenerate`` finds no difference."""
+    models = report.orm.user_models
+    if models is None:
+        return
+    for suggestion in report.suggestions:
+        candidate = suggestion.candidate
+        in_model = model_suggestion(candidate, models)
+        if in_model is not None and in_model.name != candidate.name:
+            suggestion.candidate = replace(candidate, given_name=in_model.name)
+
+
+def _partitions(conn: Connection, report: Report) -> None:
+    """The partition tree under each suggestion on a partitioned table: its index must be
+    built partition by partition (see :func:`explainer.render.sql.partitioned_index_statements`)."""
+    for suggestion in report.suggestions:
+        candidate = suggestion.candidate
+        suggestion.partitions = partition_tree(conn, candidate.schema, candidate.table)
 
 
 def _orm(
@@ -274,6 +435,41 @@ def _orm(
     return orm
 
 
+def _stoppable_group(
+    conn: Connection,
+    group: QueryGroup,
+    options: AnalyzeOptions,
+    tables: _TableCache,
+    stop: Callable[[], bool],
+) -> tuple[QueryReport, StatementInput | None]:
+    """:func:`_analyze_group`, except that once a stop was asked, whatever the cancelled
+    statement left (a QueryCanceled from a catalog query, or the estimate EXPLAIN falls
+    back to after a cancel, which looks like a timeout to it) becomes :data:`CANCELLED`."""
+    try:
+        entry, statement = _analyze_group(conn, group, options, tables)
+    except psycopg.Error:
+        if not stop():
+            raise
+        entry, statement = _entry(group), None
+    if stop():
+        entry.plan, entry.analyzed, entry.note, entry.findings = None, False, None, []
+        entry.error = CANCELLED
+        return entry, None
+    return entry, statement
+
+
+def _entry(group: QueryGroup) -> QueryReport:
+    example = group.example
+    return QueryReport(
+        id=group.fingerprint,
+        sql=example.sql,
+        calls=group.calls,
+        total_ms=group.total_ms,
+        source=example.source,
+        line=example.line,
+    )
+
+
 def _analyze_group(
     conn: Connection,
     group: QueryGroup,
@@ -283,14 +479,7 @@ def _analyze_group(
     """Explain one shape and run the rules: its report entry, and what the advisor needs
     (None when the statement failed: the entry says why)."""
     example = group.example
-    entry = QueryReport(
-        id=group.fingerprint,
-        sql=example.sql,
-        calls=group.calls,
-        total_ms=group.total_ms,
-        source=example.source,
-        line=example.line,
-    )
+    entry = _entry(group)
     try:
         execution = Execution(check_statement(example.sql), _replay_values(example))
         outcome = explain(conn, execution, options.explain)

@@ -24,6 +24,13 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def qualified_name(schema: str, name: str) -> str:
+    """``name``, schema-qualified outside ``public``, quoted where needed."""
+    if schema == "public":
+        return quote_ident(name)
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
 def key_sql(key: IndexKey) -> str:
     """One key as CREATE INDEX wants it: a quoted column or a parenthesised expression,
     then the operator class, the direction and the NULLS order when not the default."""
@@ -81,18 +88,23 @@ def create_index_sql(
     name: str | None = None,
     concurrently: bool = False,
     if_not_exists: bool = False,
+    only: bool = False,
 ) -> str:
-    """The CREATE INDEX statement for a candidate (no trailing semicolon)."""
-    table = quote_ident(candidate.table)
-    if candidate.schema != "public":
-        table = f"{quote_ident(candidate.schema)}.{table}"
+    """The CREATE INDEX statement for a candidate (no trailing semicolon).
+
+    ``only``: ``ON ONLY`` a partitioned table, the index of that table alone (invalid until
+    an index of each partition is attached to it)."""
     parts = ["CREATE INDEX"]
     if concurrently:
         parts.append("CONCURRENTLY")
     if if_not_exists:
         parts.append("IF NOT EXISTS")
     parts.append(quote_ident(name or candidate.name))
-    parts.append(f"ON {table}")
+    parts.append(
+        f"ON ONLY {qualified_name(candidate.schema, candidate.table)}"
+        if only
+        else f"ON {qualified_name(candidate.schema, candidate.table)}"
+    )
     if candidate.using != "btree":
         parts.append(f"USING {candidate.using}")
     parts.append("(" + ", ".join(key_sql(k) for k in candidate.keys) + ")")

@@ -255,6 +255,10 @@ def _add_access(
     rule = finding.rule if finding is not None else NO_RULE
     reasons = statement.quiet if finding is None else statement.advice.rejected
     table = source.tables.get(name) or _lookup(catalog.conn, name)
+    if table is not None and table.partition_root is not None:
+        # A partition's scan: the query names the partitioned table, and an index there
+        # is built on every partition (the planner prunes per partition either way).
+        table = _lookup(catalog.conn, ".".join(table.partition_root)) or table
     if table is None:
         reasons.append(
             NoSuggestion(NoSuggestionReason.UNKNOWN_TABLE, f"{name} is not in the catalog", name)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
+from explainer.db.catalog import Partition
 from explainer.plan import Plan
 from explainer.plan.compare import PlanComparison, compare_plans
 
@@ -111,6 +112,10 @@ class IndexCandidate:
     using: str = "btree"
     #: Non-key columns stored in the index (``INCLUDE``) for index-only scans.
     include: tuple[str, ...] = ()
+    #: The name the user's models give this index (their metadata's naming convention),
+    #: set once the suggestion is final so that migration, script and model agree. Not
+    #: part of the index's identity: the same index under another name is the same index.
+    given_name: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(
@@ -145,6 +150,8 @@ class IndexCandidate:
 
     @property
     def name(self) -> str:
+        if self.given_name is not None:
+            return self.given_name
         # A partial index is named after its predicate too, so that it never takes the
         # name of a full index on the same keys: ix_orders_created_at_where_status_pending.
         suffix: tuple[str, ...] = ()
@@ -242,6 +249,9 @@ class IndexSuggestion:
     evidence: dict[str, Evidence]
     #: The finding rules that led here (``seq-scan-selective``...).
     rules: list[str] = field(default_factory=list)
+    #: When the table is partitioned: every partition under it, which the exported
+    #: script builds one by one (CONCURRENTLY is refused on the partitioned table).
+    partitions: tuple[Partition, ...] = ()
 
     @property
     def queries(self) -> list[str]:

@@ -45,6 +45,7 @@ import psycopg
 
 from explainer.advise.ddl import create_index_sql
 from explainer.advise.model import Evidence, IndexCandidate
+from explainer.db.catalog import index_tree_names
 from explainer.db.explain import (
     Connection,
     Execution,
@@ -99,8 +100,15 @@ def _probe_name(candidate: IndexCandidate) -> str:
     return f"explainer_probe_{digest}"
 
 
-def _uses_index(plan: Plan, name: str) -> bool:
-    return any(node.index_name and name in node.index_name for node in plan.walk())
+def _uses_index(plan: Plan, name: str | Sequence[str]) -> bool:
+    names = (name,) if isinstance(name, str) else tuple(name)
+    return any(node.index_name and any(n in node.index_name for n in names) for node in plan.walk())
+
+
+def _built_names(conn: Connection, candidate: IndexCandidate, name: str) -> tuple[str, ...]:
+    """The test index's name and, on a partitioned table, the names PostgreSQL gave the
+    index it built on each partition (``events_2024_user_id_idx``): the plan scans those."""
+    return index_tree_names(conn, candidate.schema, name) or (name,)
 
 
 def _best(plans: list[Plan]) -> Plan:
@@ -163,10 +171,11 @@ def _after(
     execution: Execution,
     analyze: bool,
     options: VerifyOptions,
-    names: Sequence[str],
+    names: Sequence[Sequence[str]],
     check_use: bool,
 ) -> Plan:
-    """The statement with the test index(es) in place. With ``check_use``, a plain EXPLAIN
+    """The statement with the test index(es) in place (``names``: each index's names, its
+    partitions' included). With ``check_use``, a plain EXPLAIN
     first: when the planner uses none of ``names`` the statement is not run (a run cannot
     make the planner use it, and a slow statement would cost its whole time again)."""
     if analyze and check_use:
@@ -243,12 +252,13 @@ def verify_rollback(
             conn.execute(create_index_sql(candidate, name=name).encode())
         except psycopg.Error as exc:
             raise query_failed(exc) from None
-        after = _after(conn, execution, analyze, options, [name], constraint is None)
+        built = _built_names(conn, candidate, name)
+        after = _after(conn, execution, analyze, options, [built], constraint is None)
     if constraint is not None:
         old, new = trigger_ms(before, constraint), trigger_ms(after, constraint)
         used = old is not None and new is not None and new < old
     else:
-        used = _uses_index(after, name)
+        used = _uses_index(after, built)
     return Evidence(
         method="rollback",
         before_cost=before.root.total_cost,
@@ -326,15 +336,17 @@ def verify_rollback_set(
     indexes before either pays off (a join whose inner side is unindexed).
     """
     analyze = _analyze(execution, options)
-    names = {c: _probe_name(c) for c in candidates}
+    probes = {c: _probe_name(c) for c in candidates}
+    names: dict[IndexCandidate, tuple[str, ...]] = {}
     with _transaction(conn, options):
         if before is None:
             before = _runs(conn, execution, analyze, options.repeats)
-        for candidate, name in names.items():
+        for candidate, probe in probes.items():
             try:
-                conn.execute(create_index_sql(candidate, name=name).encode())
+                conn.execute(create_index_sql(candidate, name=probe).encode())
             except psycopg.Error as exc:
                 raise query_failed(exc) from None
+            names[candidate] = _built_names(conn, candidate, probe)
         after = _after(conn, execution, analyze, options, list(names.values()), True)
     return {
         candidate: Evidence(

@@ -50,6 +50,35 @@ class TableInfo:
     total_bytes: int  # heap + indexes + toast
     columns: tuple[str, ...]
     indexes: tuple[ExistingIndex, ...] = field(default=())
+    #: A partitioned table (declarative partitioning): its rows and bytes are its leaf
+    #: partitions' sums, and an index on it is built on every partition.
+    partitioned: bool = False
+    #: For a partition, the (schema, name) of the partitioned table at the top of its
+    #: tree: the table the query names, and the one an index suggestion belongs to.
+    partition_root: tuple[str, str] | None = None
+
+    @property
+    def qualified(self) -> str:
+        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One table under a partitioned table, with the table directly above it.
+
+    The export needs the whole tree: CREATE INDEX CONCURRENTLY is refused on a
+    partitioned table, so the index is created ON ONLY each partitioned level, built
+    CONCURRENTLY on each leaf, and attached level by level.
+    """
+
+    schema: str
+    name: str
+    parent_schema: str
+    parent_name: str
+    #: A partitioned partition (sub-partitioning): it gets its own ON ONLY index.
+    partitioned: bool
+    #: 1 for the root's direct partitions, 2 below them...
+    level: int
 
     @property
     def qualified(self) -> str:
@@ -88,12 +117,36 @@ ORDER BY i.relname
 """
 
 _TABLE_SQL = """
-SELECT c.reltuples, pg_total_relation_size(c.oid),
+SELECT CASE WHEN c.relkind = 'p' THEN
+         (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0) FROM pg_partition_tree(c.oid) t
+          JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf)
+       ELSE c.reltuples END,
+       CASE WHEN c.relkind = 'p' THEN
+         (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)
+          FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
+       ELSE pg_total_relation_size(c.oid) END,
        ARRAY(SELECT a.attname FROM pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-             ORDER BY a.attnum)
+             ORDER BY a.attnum),
+       c.relkind = 'p',
+       CASE WHEN c.relispartition THEN
+         (SELECT ARRAY[rn.nspname::text, r.relname::text] FROM pg_class r
+          JOIN pg_namespace rn ON rn.oid = r.relnamespace
+          WHERE r.oid = pg_partition_root(c.oid))
+       END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'm')
+"""
+
+_PARTITIONS_SQL = """
+SELECT n.nspname, c.relname, pn.nspname, p.relname, c.relkind = 'p', t.level
+FROM pg_partition_tree(%s::regclass) t
+JOIN pg_class c ON c.oid = t.relid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class p ON p.oid = t.parentrelid
+JOIN pg_namespace pn ON pn.oid = p.relnamespace
+WHERE t.level > 0
+ORDER BY t.level, n.nspname, c.relname
 """
 
 
@@ -125,6 +178,17 @@ def table_info(conn: psycopg.Connection[Any], schema: str, name: str) -> TableIn
         total_bytes=int(row[1]),
         columns=tuple(row[2]),
         indexes=indexes,
+        partitioned=bool(row[3]),
+        partition_root=(str(row[4][0]), str(row[4][1])) if row[4] else None,
+    )
+
+
+def partition_tree(conn: psycopg.Connection[Any], schema: str, name: str) -> tuple[Partition, ...]:
+    """Every partition under a partitioned table, level by level (empty for a plain table)."""
+    regclass = sql.Identifier(schema, name).as_string(conn)
+    return tuple(
+        Partition(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), int(r[5]))
+        for r in conn.execute(_PARTITIONS_SQL, (regclass,)).fetchall()
     )
 
 
@@ -503,3 +567,16 @@ def estimated_rows(conn: psycopg.Connection[Any], schema: str, table: str, where
     assert row is not None
     document = row[0][0] if isinstance(row[0], list) else row[0]
     return float(document["Plan"]["Plan Rows"])
+
+
+def index_tree_names(conn: psycopg.Connection[Any], schema: str, name: str) -> tuple[str, ...]:
+    """An index's name and, for an index of a partitioned table, the names of the indexes
+    attached under it (``events_2024_user_id_idx``...): the ones a plan scans. Empty when
+    there is no such index."""
+    regclass = sql.Identifier(schema, name).as_string(conn)
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_partition_tree(to_regclass(%s)) t "
+        "JOIN pg_class c ON c.oid = t.relid ORDER BY t.level, c.relname",
+        (regclass,),
+    ).fetchall()
+    return tuple(str(r[0]) for r in rows)

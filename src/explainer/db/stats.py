@@ -97,8 +97,23 @@ class TableStats:
         return self.columns.get(name)
 
 
-_STATS_SQL = """
-SELECT c.reltuples, c.relpages, c.relallvisible,
+#: A partitioned parent has no pages of its own: its size is its leaf partitions'.
+_SIZE_SQL = """
+CASE WHEN c.relkind = 'p' THEN
+  (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0) FROM pg_partition_tree(c.oid) t
+   JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf)
+ELSE c.reltuples END,
+CASE WHEN c.relkind = 'p' THEN
+  (SELECT coalesce(sum(l.relpages), 0) FROM pg_partition_tree(c.oid) t
+   JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf)
+ELSE c.relpages END,
+CASE WHEN c.relkind = 'p' THEN
+  (SELECT coalesce(sum(l.relallvisible), 0) FROM pg_partition_tree(c.oid) t
+   JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf)
+ELSE c.relallvisible END"""
+
+_STATS_SQL = f"""
+SELECT {_SIZE_SQL},
        a.attname, format_type(a.atttypid, a.atttypmod),
        s.null_frac, s.n_distinct, s.most_common_vals::text::text[], s.most_common_freqs,
        s.correlation, s.attname IS NOT NULL, s.avg_width
@@ -107,7 +122,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
      AND (%s::text[] IS NULL OR a.attname = ANY (%s::text[]))
 LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
-     AND s.attname = a.attname AND NOT s.inherited
+     AND s.attname = a.attname AND s.inherited = (c.relkind = 'p')
 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'm')
 ORDER BY a.attnum
 """
@@ -121,8 +136,10 @@ def table_stats(
 ) -> TableStats | None:
     """Statistics of ``columns`` (all when None) of one table; None when there is no such table.
 
-    A partitioned parent's pg_stats rows are its ``inherited`` ones; for a plain table the
-    non-inherited row is the one the planner uses, so that is what is read.
+    A partitioned parent's pg_stats rows are its ``inherited`` ones (which only a manual
+    ANALYZE of the parent writes: autovacuum never analyzes a partitioned table), and its
+    size is the sum of its leaf partitions'; for a plain table the non-inherited row is
+    the one the planner uses, so that is what is read.
     """
     wanted = sorted(set(columns)) if columns is not None else None
     rows = conn.execute(_STATS_SQL, (wanted, wanted, schema, name)).fetchall()

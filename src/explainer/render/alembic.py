@@ -21,10 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from explainer.advise.ddl import key_sql
-from explainer.advise.model import IndexCandidate, IndexKey
+from explainer.advise.ddl import key_sql, qualified_name
+from explainer.advise.model import IndexCandidate, IndexKey, IndexSuggestion
 from explainer.errors import InputError
-from explainer.render.sql import evidence_lines, removal_lines
+from explainer.render.sql import (
+    evidence_lines,
+    partition_candidate,
+    partitioned_index_statements,
+    removal_lines,
+)
 from explainer.report import Report
 
 
@@ -109,6 +114,33 @@ def create_index_code(candidate: IndexCandidate) -> str:
     return _call("op.create_index", args)
 
 
+def _create_code(suggestion: IndexSuggestion) -> str:
+    """``op.create_index`` for a plain table; on a partitioned one, the recipe's statements
+    (Alembic has no ``ON ONLY`` nor ``ATTACH PARTITION``), each with ``op.execute``."""
+    if not suggestion.partitions:
+        return create_index_code(suggestion.candidate)
+    statements = partitioned_index_statements(suggestion.candidate, suggestion.partitions)
+    return "\n".join(f"op.execute({statement.rstrip(';')!r})" for statement in statements)
+
+
+def _undo_code(suggestion: IndexSuggestion) -> str:
+    """Dropping a partitioned index drops the partitions' indexes attached to it (it
+    cannot be CONCURRENTLY); the partitions' are then dropped too, in case a failed
+    upgrade left some built but not attached."""
+    c = suggestion.candidate
+    if not suggestion.partitions:
+        return _drop_code(c.name, c.table, c.schema)
+    lines = [f"op.execute({'DROP INDEX IF EXISTS ' + qualified_name(c.schema, c.name)!r})"]
+    for partition in suggestion.partitions:
+        child = partition_candidate(c, partition)
+        if partition.partitioned:
+            drop = f"DROP INDEX IF EXISTS {qualified_name(child.schema, child.name)}"
+            lines.append(f"op.execute({drop!r})")
+        else:
+            lines.append(_drop_code(child.name, child.table, child.schema))
+    return "\n".join(lines)
+
+
 def _call(function: str, args: list[str]) -> str:
     """One argument a line, as ruff format and black lay out a long call."""
     return f"{function}(\n" + "".join(f"    {a},\n" for a in args) + ")"
@@ -184,6 +216,14 @@ def _file(
     return "\n".join(lines)
 
 
+def upgrade_code(report: Report) -> str:
+    """The revision's ``upgrade()`` body without its comments: what a reviewer of the
+    Markdown report reads (the export writes the whole revision beside it)."""
+    body = [_create_code(suggestion) for suggestion in report.suggestions]
+    inner = "\n".join(line for block in body for line in _indent(block, 4))
+    return "with op.get_context().autocommit_block():\n" + inner
+
+
 def add_indexes_revision(report: Report, *, down_revision: str | None) -> Revision | None:
     """The revision that builds every suggestion; None when there is none."""
     if not report.suggestions:
@@ -193,11 +233,10 @@ def add_indexes_revision(report: Report, *, down_revision: str | None) -> Revisi
     upgrade: list[str] = []
     for suggestion in report.suggestions:
         upgrade += _comments(evidence_lines(suggestion, report), 8)
-        upgrade += _indent(create_index_code(suggestion.candidate), 8)
+        upgrade += _indent(_create_code(suggestion), 8)
     downgrade: list[str] = []
     for suggestion in reversed(report.suggestions):
-        c = suggestion.candidate
-        downgrade += _indent(_drop_code(c.name, c.table, c.schema), 8)
+        downgrade += _indent(_undo_code(suggestion), 8)
     return Revision(
         revision,
         down_revision,

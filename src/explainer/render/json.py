@@ -20,7 +20,7 @@ from explainer.orm.patterns import OrmFinding
 from explainer.plan import Plan
 from explainer.plan.labels import node_label
 from explainer.render.phrases import MODELS_NOTES, model_suggestion, nplus1_message
-from explainer.render.sql import index_sql
+from explainer.render.sql import index_sql, suggestion_sql
 from explainer.render.sqlalchemy import (
     ModelIndexSuggestion,
     index_declaration,
@@ -236,7 +236,9 @@ def suggestion_dict(
         "queries": suggestion.queries,
         "rules": suggestion.rules,
         "evidence": evidence_summary(suggestion),
-        "sql": index_sql(candidate),
+        "sql": suggestion_sql(suggestion),
+        # A partitioned table's partitions, which "sql" builds one by one.
+        "partitions": [p.qualified for p in suggestion.partitions],
         "sqlalchemy": index_declaration(candidate),
         "sqlalchemy_table_args": table_args_declaration(candidate),
         **facts_dict(facts),

@@ -7,6 +7,7 @@ from explainer.advise.model import IndexCandidate
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
 from explainer.orm.patterns import OrmFinding
+from explainer.render.alembic import upgrade_code
 from explainer.render.phrases import (
     LEFT_OUT_WORDS,
     METHOD_WORDS,
@@ -22,7 +23,7 @@ from explainer.render.phrases import (
     serves_phrase,
     with_imports,
 )
-from explainer.render.sql import index_sql
+from explainer.render.sql import index_sql, suggestion_sql
 from explainer.render.sqlalchemy import ModelIndexSuggestion, imports, index_declaration
 from explainer.report import OrmReport, Report
 
@@ -52,7 +53,7 @@ def render_markdown(report: Report) -> str:
     for number, suggestion in enumerate(report.suggestions, start=1):
         candidate = suggestion.candidate
         lines += [f"### {number}. `{candidate.name}` on `{candidate.qualified_table}`", ""]
-        lines += _fence("sql", index_sql(candidate))
+        lines += _fence("sql", suggestion_sql(suggestion))
         lines += index_code(candidate, report.orm.user_models)
         index_facts = report.consolidation.facts.get(candidate)
         serves = {s.query: serves_phrase(s) for s in index_facts.serves} if index_facts else {}
@@ -64,6 +65,15 @@ def render_markdown(report: Report) -> str:
         lines += ["", f"Evidence: {METHOD_WORDS[method]}.", ""]
         if index_facts is not None:
             lines += [*facts_phrases(index_facts), ""]
+    if report.suggestions:
+        lines += [
+            "### Migration",
+            "",
+            "The Alembic revision's `upgrade()` (`--export` writes the whole revision, "
+            "`migration_add_indexes.py`, and the same as `indexes.sql`):",
+            "",
+            *_fence("python", upgrade_code(report)),
+        ]
     lines += orm_markdown(report.orm)
     lines += _left_out(report)
     lines += _removals(report)

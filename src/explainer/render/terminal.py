@@ -30,7 +30,7 @@ from explainer.render.phrases import (
     serves_phrase,
     with_imports,
 )
-from explainer.render.sql import index_sql
+from explainer.render.sql import index_sql, suggestion_sql
 from explainer.render.sqlalchemy import index_declaration, table_args_declaration
 from explainer.report import OrmReport, QueryReport, Report
 from explainer.rules import Severity
@@ -78,7 +78,7 @@ def _suggestions(report: Report) -> list[RenderableType]:
             style = "bold yellow" if phrase.startswith("Warning") else "dim"
             notes.append(Text(phrase, style=style))
         body = Group(
-            _code(index_sql(candidate), "sql"),
+            _code(suggestion_sql(suggestion), "sql"),
             *_index_code(candidate, report.orm.user_models),
             Text(f"Evidence ({METHOD_WORDS[method]}):", style="italic"),
             evidence,

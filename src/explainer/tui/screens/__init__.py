@@ -1,0 +1,1 @@
+"""The workbench's screens: workload, query, paste, compare, export, connect, help."""

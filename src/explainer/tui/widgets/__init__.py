@@ -1,0 +1,1 @@
+"""Widgets the workbench's screens share (plan tree, clipboard copy)."""
