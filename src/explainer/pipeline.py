@@ -64,7 +64,7 @@ from explainer.db.catalog import (
     table_writes,
 )
 from explainer.db.connection import connect, redact_dsn
-from explainer.db.explain import Connection, Execution, ExplainOptions, explain
+from explainer.db.explain import Connection, Execution, ExplainOptions, bound_session, explain
 from explainer.db.safety import check_statement
 from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
 from explainer.errors import ExplainerError, InputError
@@ -115,6 +115,14 @@ class AnalyzeOptions:
     max_indexes: int | None = None
     #: ...whose estimated sizes add up to at most this many bytes (``--max-size``).
     max_size_bytes: int | None = None
+
+
+#: Why ``--verify auto`` built the candidates for real (said in every report it applies to).
+HYPOPG_FALLBACK_NOTE = (
+    "HypoPG is not installed in this database: each candidate index was verified by "
+    "building it in a rolled-back transaction and timing the queries (CREATE EXTENSION "
+    "hypopg to compare planner costs instead, without building anything)"
+)
 
 
 def choose_verify_mode(choice: VerifyChoice, server: ServerInfo) -> VerifyMode:
@@ -318,6 +326,8 @@ def analyze_workload(
     """
     stop = should_stop or (lambda: False)
     with connect(dsn) as conn:
+        # Catalog reads too wait at most the timeouts, never for ever behind a lock.
+        bound_session(conn, options.explain)
         if on_connect is not None:
             on_connect(conn)
         server = server_info(conn)
@@ -331,6 +341,8 @@ def analyze_workload(
             ),
             inputs=inputs or InputSummary(),
         )
+        if options.verify == "auto" and mode == "rollback":
+            report.notes.append(HYPOPG_FALLBACK_NOTE)
         if not options.include_utility:
             report.inputs.set_aside += sum(g.calls for g in workload.utility)
         groups = analyzed_groups(workload, options)
@@ -361,9 +373,7 @@ def analyze_workload(
             if stop():
                 _drop_advice(report, explained_as)
         if stop():
-            report.orm = analyze_orm(
-                workload, models, models_target=models_target, ordered=ordered
-            )
+            report.orm = analyze_orm(workload, models, models_target=models_target, ordered=ordered)
             return report
         report.orm = _orm(conn, workload, tables, models, models_target, ordered)
     _model_names(report)
@@ -692,7 +702,13 @@ def _consolidate(
     report.suggestions = chosen
     report.consolidation = consolidation
     report.stats_since = stats_since(conn)
-    report.removals = find_removals(index_usage(conn), report.stats_since)
+    try:
+        report.removals = find_removals(index_usage(conn), report.stats_since)
+    except psycopg.Error as exc:
+        # pg_relation_size waits for a lock another session holds: the removals are left
+        # out (and said so), the analysis is not lost.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        report.notes.append(f"indexes to remove were not looked for: {reason}")
 
 
 def _verify_options(options: AnalyzeOptions) -> VerifyOptions:

@@ -124,6 +124,9 @@ class Report:
     stats_since: StatsSince | None = None
     #: N+1 and other ORM findings, and the models they are named in.
     orm: OrmReport = field(default_factory=OrmReport)
+    #: What the analysis chose or could not do, one sentence each (HypoPG absent and
+    #: the fallback taken, a step left out behind a lock...).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:

@@ -153,6 +153,11 @@ def _runs(
         return known
     while len(plans) < max(1, repeats):
         conn.execute(b"SAVEPOINT explainer_run")
+        if execution.statement.kind is StatementKind.READ:
+            # The transaction is read-write (it builds the index), a read still runs READ
+            # ONLY as in explain(): a function that writes fails instead of writing. The
+            # savepoint's rollback makes the transaction read-write again.
+            conn.execute(b"SET LOCAL transaction_read_only = on")
         try:
             plans.append(run_explain(conn, execution, analyze=analyze))
         except StatementTimeout:
@@ -186,10 +191,12 @@ def _after(
 
 
 def _analyze(execution: Execution, options: VerifyOptions) -> bool:
-    """EXPLAIN ANALYZE when the user allows it for this statement and it can run."""
+    """EXPLAIN ANALYZE when the user allows it for this statement and it can run (not a
+    statement calling a function a rollback does not undo: see explainer.db.safety)."""
     return (
         options.explain.analyze
         and execution.can_analyze
+        and not execution.statement.irreversible
         and (execution.statement.kind is not StatementKind.WRITE or options.explain.analyze_writes)
     )
 

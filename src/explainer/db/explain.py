@@ -8,7 +8,14 @@
 * writes are executed only when the caller asked (``analyze_writes``), and are rolled
   back like everything else; otherwise they get a plain EXPLAIN;
 * ``statement_timeout`` and ``lock_timeout`` are set with ``SET LOCAL`` so they end with
-  the transaction and never leak into the caller's session settings.
+  the transaction and never leak into the caller's session settings (:func:`bound_session`
+  bounds the rest of the session: catalog reads);
+* a statement that calls a function whose effect a rollback does not undo (``nextval``,
+  ``pg_terminate_backend``, session advisory locks...: see
+  :data:`explainer.db.safety.IRREVERSIBLE_FUNCTIONS`) is explained without being run;
+* a run that may write (a write, a locking read) can still advance a sequence the
+  statement does not name (a serial column's default, a trigger): the sequences are read
+  before and after, and the note names each one that moved.
 
 * an EXPLAIN ANALYZE that reaches ``statement_timeout`` is not the end of the statement:
   its plan is fetched once more without ANALYZE (nothing runs), so the rules and the index
@@ -88,6 +95,24 @@ def rolled_back(
         # is what the caller needs to see.
         with suppress(psycopg.OperationalError):
             conn.execute(b"ROLLBACK")
+
+
+def bound_session(conn: Connection, options: ExplainOptions) -> None:
+    """Set ``statement_timeout`` and ``lock_timeout`` for the whole session.
+
+    :func:`rolled_back` bounds the explained statements; this bounds everything else an
+    analysis sends on the connection (catalog reads: index definitions, relation sizes,
+    statistics), which would otherwise wait for ever behind another session's ACCESS
+    EXCLUSIVE lock (``pg_get_indexdef`` and ``pg_relation_size`` lock the relation). The
+    connection is explainer's own, so its session settings are explainer's to choose.
+    """
+    for name, value in (
+        ("statement_timeout", options.timeout_ms),
+        ("lock_timeout", options.lock_timeout_ms),
+    ):
+        conn.execute(
+            sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(f"{value}ms"))
+        )
 
 
 def explain_sql(*, analyze: bool, buffers: bool = True, generic: bool = False) -> bytes:
@@ -208,7 +233,10 @@ def explain(conn: Connection, execution: Execution, options: ExplainOptions) -> 
     statement = execution.statement
     analyze = options.analyze
     note = None
-    if statement.kind is StatementKind.WRITE and analyze and not options.analyze_writes:
+    if statement.irreversible and analyze:
+        analyze = False
+        note = irreversible_note(statement.irreversible)
+    elif statement.kind is StatementKind.WRITE and analyze and not options.analyze_writes:
         analyze = False
         note = "a write: estimated only, not executed (pass --analyze-writes to measure it)"
     elif analyze and not execution.can_analyze:
@@ -217,6 +245,33 @@ def explain(conn: Connection, execution: Execution, options: ExplainOptions) -> 
         placeholders = "$1" if count == 1 else f"$1..${count}"
         note = f"no usable values for {placeholders}: generic plan, estimated only"
     read_only = statement.kind is StatementKind.READ
+    # A run that may write can advance a sequence (a serial column's default, a trigger),
+    # which the rollback does not undo: the values before and after name what moved.
+    sequences = sequence_values(conn) if analyze and not read_only else None
+    try:
+        outcome = _explain(conn, execution, options, analyze=analyze, read_only=read_only)
+    except QueryFailed as exc:
+        moved = advanced_sequences(conn, sequences)
+        if moved is None:
+            raise
+        raise type(exc)(f"{exc}; {moved}") from None
+    if note is not None:
+        outcome.note = note if outcome.note is None else f"{note}; {outcome.note}"
+    moved = advanced_sequences(conn, sequences)
+    if moved is not None:
+        outcome.note = moved if outcome.note is None else f"{outcome.note}; {moved}"
+    return outcome
+
+
+def _explain(
+    conn: Connection,
+    execution: Execution,
+    options: ExplainOptions,
+    *,
+    analyze: bool,
+    read_only: bool,
+) -> ExplainOutcome:
+    """The EXPLAIN itself, and its estimate when the run reaches ``statement_timeout``."""
     try:
         with rolled_back(
             conn,
@@ -237,7 +292,47 @@ def explain(conn: Connection, execution: Execution, options: ExplainOptions) -> 
         ):
             plan = run_explain(conn, execution, analyze=False)
         return ExplainOutcome(plan=plan, analyzed=False, note=timeout_note(options.timeout_ms))
-    return ExplainOutcome(plan=plan, analyzed=analyze, note=note)
+    return ExplainOutcome(plan=plan, analyzed=analyze)
+
+
+def irreversible_note(functions: tuple[str, ...]) -> str:
+    """The note of a statement not executed because it calls ``functions``."""
+    calls = ", ".join(f"{name}()" for name in functions)
+    return f"calls {calls}, which a rollback does not undo: estimated only, not executed"
+
+
+SequenceValues = dict[str, int | None]
+
+
+def sequence_values(conn: Connection) -> SequenceValues | None:
+    """Every sequence's ``last_value`` the role may read (None: never used), by qualified
+    name; None when they cannot be read. Sequences are not transactional, so the values
+    read after a ROLLBACK are the ones the statement left."""
+    try:
+        rows = conn.execute(
+            b"SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), last_value "
+            b"FROM pg_sequences"
+        ).fetchall()
+    except psycopg.Error:
+        return None
+    return {str(name): None if value is None else int(value) for name, value in rows}
+
+
+def advanced_sequences(conn: Connection, before: SequenceValues | None) -> str | None:
+    """The note naming the sequences that moved since ``before``, or None for none."""
+    if before is None:
+        return None
+    after = sequence_values(conn)
+    if after is None:
+        return None
+    moved = [
+        f"{name} {'unused' if before.get(name) is None else before[name]} -> {value}"
+        for name, value in sorted(after.items())
+        if value is not None and before.get(name) != value
+    ]
+    if not moved:
+        return None
+    return "sequences advanced (a rollback does not reset them): " + ", ".join(moved)
 
 
 def timeout_note(timeout_ms: int) -> str:
@@ -252,11 +347,16 @@ def query_failed(exc: psycopg.Error) -> QueryFailed:
     diag = exc.diag
     primary = (diag.message_primary or str(exc).strip().splitlines()[0]).rstrip(".")
     if isinstance(exc, psycopg.errors.QueryCanceled):
+        if primary.endswith("due to user request"):
+            # A cancel (explainer's own stop, Ctrl+C, pg_cancel_backend from another
+            # session), not slowness: no estimate fallback, and no advice to wait longer.
+            # (The server's English text: in another lc_messages it reads as a timeout.)
+            return QueryFailed(f"{primary} (the statement was cancelled)")
         return StatementTimeout(f"{primary} (statement_timeout reached: raise it with --timeout)")
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return QueryFailed(f"{primary} (another session holds a lock: lock_timeout reached)")
     if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
-        return QueryFailed(f"{primary} (the query writes: explain it as a write)")
+        return QueryFailed(f"{primary} (it writes, through a function: reads run READ ONLY)")
     if isinstance(exc, psycopg.OperationalError):
         return QueryFailed(f"connection lost: {primary}")
     if diag.sqlstate:

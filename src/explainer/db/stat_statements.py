@@ -66,6 +66,12 @@ def read_stat_statements(
                     "top": selection.top,
                 },
             ).fetchall()
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        # CREATE EXTENSION succeeds without the library preloaded; reading it does not.
+        raise InputError(
+            "pg_stat_statements is installed in this database but not loaded by the server: "
+            "add it to shared_preload_libraries and restart"
+        ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise InputError(
             f"cannot read pg_stat_statements: {exc.diag.message_primary} "

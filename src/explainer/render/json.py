@@ -433,6 +433,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         ],
         "consolidation": consolidation_dict(report),
         "removals": [removal_dict(r) for r in report.removals],
+        "notes": list(report.notes),
         "stats_since": None
         if report.stats_since is None
         else {

@@ -39,6 +39,7 @@ def render_markdown(report: Report) -> str:
         "",
         f"Database `{db.dsn}` (PostgreSQL {db.server_version}); verification: {db.verify_method}.",
         "",
+        *(f"> Note: {note}\n" for note in report.notes),
         f"{len(report.queries)} queries analyzed, {len(report.findings)} findings, "
         f"{len(report.suggestions)} index suggestions"
         + (

@@ -55,6 +55,8 @@ def _header(report: Report) -> Text:
     if skipped:
         reasons = ", ".join(f"{n} {r}" for r, n in report.inputs.skipped.items())
         text.append(f" · {skipped} input lines skipped ({reasons})")
+    for note in report.notes:
+        text.append(f"\nnote: {note}", style="dim")
     return text
 
 
