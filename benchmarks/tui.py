@@ -7,6 +7,10 @@ Prints:
   inside the process and as the wall time of the whole process. It starts the real app,
   ``ExplainerApp`` (its Workload screen, no database), and falls back to a one-screen app
   when that app cannot be imported.
+- **start through the command**: the same, through ``explainer tui --dsn ...`` (the
+  command line's module, its parser and the config file included): ``explainer.cli.main``
+  in a fresh process, the app run headless instead of in the terminal, no config file
+  (``XDG_CONFIG_HOME`` is an empty folder). The DSN is never connected to at start.
 - **plan tree**: a generated plan of 2,000 nodes (an Append of 500 partitions, each a
   Hash Join of a Seq Scan and a Hash of an Index Scan, with times and buffers) in
   ``PlanTree``: the first render (mount, layout, one full frame), then per frame the
@@ -20,7 +24,7 @@ Prints:
 
 Targets (issue 8): start under 1 s, under 200 ms per frame.
 
-    python benchmarks/tui.py [--steps 40] [--starts 5]
+    python benchmarks/tui.py [--steps 40] [--starts 5] [--no-tree]
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -68,20 +74,52 @@ asyncio.run(main())
 """
 
 
-def measure_start(runs: int) -> dict[str, Any]:
+# ``explainer tui`` as typed, but headless: App.run is the only thing replaced.
+_CLI_CHILD = """
+import time
+started = time.perf_counter()
+from explainer import cli
+from explainer.tui.app import ExplainerApp
+
+imported = time.perf_counter() - started
+run = ExplainerApp.run
+
+async def first_screen(pilot) -> None:
+    await pilot.pause()
+    pilot.app.screen._compositor.render_full_update()
+    shown = time.perf_counter() - started
+    print(f"explainer tui|{type(pilot.app.screen).__name__}|{imported:.4f}|{shown:.4f}", flush=True)
+    pilot.app.exit()
+
+def headless(self, **_):
+    return run(self, headless=True, size=(120, 40), auto_pilot=first_screen)
+
+ExplainerApp.run = headless
+cli.main(["tui", "--dsn", "postgresql://nobody@127.0.0.1:1/none"])
+"""
+
+
+def measure_start(runs: int, child: str = _CHILD) -> dict[str, Any]:
     inside: list[float] = []
     imports: list[float] = []
     wall: list[float] = []
     kind = screen = ""
-    for _ in range(runs):
-        began = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", _CHILD], capture_output=True, text=True, check=True
-        )
-        wall.append(time.perf_counter() - began)
-        kind, screen, imported, seconds = done.stdout.strip().splitlines()[-1].split("|")
-        imports.append(float(imported))
-        inside.append(float(seconds))
+    with tempfile.TemporaryDirectory() as config_home:
+        environment = {**os.environ, "XDG_CONFIG_HOME": config_home}
+        for _ in range(runs):
+            began = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", child],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=environment,
+            )
+            wall.append(time.perf_counter() - began)
+            line = next(x for x in done.stdout.splitlines() if x.count("|") == 3)
+            kind, screen, imported, seconds = line.split("|")
+            imports.append(float(imported))
+            inside.append(float(seconds))
     return {
         "app": kind,
         "first screen": screen,
@@ -232,8 +270,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="frames of each kind")
     parser.add_argument("--starts", type=int, default=5, help="fresh processes started")
+    parser.add_argument("--no-tree", action="store_true", help="measure the start only")
     args = parser.parse_args()
     _print(f"start to first screen, {args.starts} fresh processes", measure_start(args.starts))
+    _print(
+        f"explainer tui to first screen, {args.starts} fresh processes",
+        measure_start(args.starts, _CLI_CHILD),
+    )
+    if args.no_tree:
+        return
     _print(
         f"plan tree at {SIZE[0]}x{SIZE[1]}, {args.steps} frames of each kind",
         asyncio.run(measure_tree(args.steps)),

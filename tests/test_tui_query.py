@@ -486,3 +486,36 @@ async def test_the_workbench_opens_the_query_and_compare_screens() -> None:
         await pilot.press("escape", "escape")
         await pilot.pause()
         assert not isinstance(app.screen, QueryScreen | CompareScreen)
+
+
+@synchronously
+async def test_a_query_binding_is_rebound_by_its_id_in_the_config_file(tmp_path: Path) -> None:
+    from explainer.config import load_settings
+    from explainer.tui.app import ExplainerApp
+    from explainer.tui.screens.help import HelpScreen
+    from explainer.tui.session import Workbench
+
+    config = tmp_path / "config.toml"
+    # Dotted ids are quoted in TOML (docs/config.md), or they would be nested tables.
+    config.write_text('[tui.keys]\n"query.compare" = "v"\n"query.focus_findings" = "g"\n')
+    settings = load_settings(config)
+    _, report = fixed_report()
+    workbench = Workbench()
+    app = ExplainerApp(workbench, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        workbench.set_report(report)
+        app.open_query(QUERY_ID)
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, QueryScreen)
+        findings = screen.query_one("#query-findings", OptionList)
+        await pilot.press("f")  # no longer bound here
+        assert not findings.has_focus
+        await pilot.press("g")
+        assert findings.has_focus
+        rows = {(key, binding_id) for key, _, _, binding_id in HelpScreen().rows_for(screen)}
+        assert ("v", "query.compare") in rows and ("g", "query.focus_findings") in rows
+        await pilot.press("v")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)

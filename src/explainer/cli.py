@@ -16,56 +16,33 @@ from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from explainer import __version__
-from explainer.advise.indexes import parse_size
-from explainer.advise.verify import DEFAULT_MAX_VERIFY_TABLE_BYTES, DEFAULT_MIN_COST
-from explainer.apply import (
-    affected_queries,
-    apply_script,
-    find_report,
-    script_statements,
-    summary_lines,
-)
-from explainer.capture import read_input
-from explainer.capture.pglog import read_lines
 from explainer.config import Settings, parse_with_config
-from explainer.db.connection import describe_target, normalize_dsn
-from explainer.db.explain import ExplainOptions
-from explainer.db.server import ThrowawayServer, find_binaries
-from explainer.db.stat_statements import StatStatementsFilter
-from explainer.demo.data import create_demo_database
 from explainer.errors import ExplainerError, InputError, PlanParseError
-from explainer.export import ExportOptions, check_writable, export_report
-from explainer.orm.models import ModelMap, load_models
-from explainer.pipeline import (
-    AnalyzeOptions,
-    ProgressCallback,
-    analyze_orm,
-    analyze_workload,
-    read_workload,
-)
-from explainer.plan import Plan
-from explainer.plan.compare import compare_plans
-from explainer.plan.source import parse_plan
-from explainer.render.json import models_dict, orm_findings, render_json
-from explainer.render.markdown import render_markdown
-from explainer.render.plan import (
-    render_comparison_json,
-    render_comparison_markdown,
-    render_comparison_terminal,
-    render_plan_json,
-    render_plan_markdown,
-    render_plan_terminal,
-)
-from explainer.render.sql import one_line
-from explainer.render.terminal import render_orm, render_terminal
-from explainer.render.workload import render_workload_json, render_workload_terminal
-from explainer.report import InputSummary, OrmReport, Report
-from explainer.rules import RULES, Finding, RuleContext, Severity, run_rules
-from explainer.workload import QueryGroup, Workload, build_workload
+from explainer.units import one_line, parse_size
+
+if TYPE_CHECKING:
+    from explainer.export import ExportOptions
+    from explainer.orm.models import ModelMap
+    from explainer.pipeline import AnalyzeOptions, ProgressCallback
+    from explainer.plan import Plan
+    from explainer.report import InputSummary, OrmReport, Report
+    from explainer.rules import Finding
+    from explainer.workload import QueryGroup, Workload
+
+# The analysis stack (pipeline, advisor, renderers: SQLAlchemy, sqlglot, pglast) is
+# imported by the functions that use it, not here: `explainer tui` (and `explainer` alone)
+# must show the workbench in under a second, and `--help` should not wait for it either.
+# The parser's few values from that stack are copied here, checked against their sources
+# by tests/test_tui_app.py: explainer.rules.Severity's values, and
+# explainer.advise.verify's DEFAULT_MIN_COST and DEFAULT_MAX_VERIFY_TABLE_BYTES.
+SEVERITIES = ("low", "medium", "high")
+DEFAULT_MIN_COST = 100.0
+DEFAULT_MAX_VERIFY_TABLE_BYTES = 1024**3
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -90,7 +67,7 @@ def _share(text: str) -> float:
     return value
 
 
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
+def _add_output_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     out = parser.add_argument_group("output")
     out.add_argument(
         "--format",
@@ -101,9 +78,19 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     out.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     out.add_argument(
         "--fail-on",
-        choices=[s.value for s in Severity],
+        choices=SEVERITIES,
         metavar="SEVERITY",
         help="exit 1 when a finding is at least SEVERITY (low, medium, high)",
+    )
+    return out
+
+
+def _add_redact_option(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace literal values and logged parameters with placeholders in every "
+        "report and export (captured logs hold customer data); the index DDL is kept",
     )
 
 
@@ -132,6 +119,8 @@ def _export_options(args: argparse.Namespace) -> ExportOptions | None:
         raise InputError("--alembic-dir is for --export: give --export DIR too")
     if not args.export:
         return None
+    from explainer.export import ExportOptions, check_writable
+
     options = ExportOptions(
         Path(args.export),
         alembic_dir=Path(args.alembic_dir) if args.alembic_dir else None,
@@ -144,13 +133,15 @@ def _export_options(args: argparse.Namespace) -> ExportOptions | None:
 def _export(report: Report, options: ExportOptions | None) -> None:
     if options is None:
         return
+    from explainer.export import export_report
+
     exported = export_report(report, options)
     for path in exported.files:
         print(f"explainer: wrote {path}", file=sys.stderr)
 
 
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
-    _add_output_options(parser)
+    _add_redact_option(_add_output_options(parser))
     _add_export_options(parser)
     _add_run_options(parser)
 
@@ -356,7 +347,11 @@ def _add_models_options(parser: argparse.ArgumentParser, *, connected: bool) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Its errors echo what was typed, a DSN's password included, unless removed; its
+    # subcommands' parsers are of its class.
+    from explainer.passwords import ArgumentParser
+
+    parser = ArgumentParser(
         prog="explainer",
         description="Turn a slow PostgreSQL database into a short, verified list of fixes.",
     )
@@ -396,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="total",
         help="order of the JSON groups (default: total time)",
     )
+    _add_redact_option(shown)
     _add_models_options(workload, connected=False)
 
     plan = commands.add_parser(
@@ -494,12 +490,40 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="statement_timeout for each re-run query (default 30)",
     )
+
+    lint = commands.add_parser(
+        "lint",
+        help="lint a database's schema: unindexed foreign keys, missing primary keys, "
+        "text-typed dates and numbers, tables never analyzed, redundant indexes",
+        description="Read the catalog (and pg_stats) of a database and report what is wrong "
+        "with its schema, whatever the queries, each finding with the SQL that fixes it and "
+        "the SQLAlchemy model change. Nothing is written. Rules: docs/rules.md, Schema lint.",
+    )
+    lint.add_argument(
+        "--dsn",
+        help="libpq URI, key=value string or SQLAlchemy URL "
+        "(default: the PG* environment, ~/.pgpass)",
+    )
+    lint.add_argument(
+        "--schema", metavar="S", help="lint only schema S (default: every user schema)"
+    )
+    lint.add_argument("--format", choices=("text", "json"), default="text")
+    lint.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    lint.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at least SEVERITY (low, medium, high)",
+    )
     return parser
 
 
 def _read_workload(args: argparse.Namespace) -> tuple[Workload, InputSummary, bool]:
     """The command's inputs as a workload (explainer.pipeline.read_workload, shared with
     the workbench); the last value says whether statement order was kept for every input."""
+    from explainer.db.stat_statements import StatStatementsFilter
+    from explainer.pipeline import read_workload
+
     selection = (
         StatStatementsFilter(args.min_calls, args.min_total_ms, args.top)
         if getattr(args, "from_pg_stat_statements", False)
@@ -521,10 +545,15 @@ def _load_models(args: argparse.Namespace) -> ModelMap | None:
     """The user's ``--models``, before any input is read (a bad target fails fast)."""
     if not args.models:
         return None
+    from explainer.orm.models import load_models
+
     return load_models(args.models, python=args.python, timeout=args.models_timeout)
 
 
 def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> AnalyzeOptions:
+    from explainer.db.explain import ExplainOptions
+    from explainer.pipeline import AnalyzeOptions
+
     return AnalyzeOptions(
         explain=ExplainOptions(
             analyze=not args.no_analyze,
@@ -546,9 +575,14 @@ def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> Analy
     )
 
 
-def _progress(console: Console) -> ProgressCallback:
+def _progress(console: Console, *, redact: bool = False) -> ProgressCallback:
     def show(number: int, total: int, group: QueryGroup) -> None:
-        first_line = " ".join(group.example.sql.split())[:70]
+        sql = group.example.sql
+        if redact:
+            from explainer.redact import redact_sql
+
+            sql = redact_sql(sql)
+        first_line = " ".join(sql.split())[:70]
         console.print(f"[dim]analyzing {number}/{total}: {first_line}[/dim]")
 
     return show
@@ -561,6 +595,11 @@ def emit_report(report: Report, args: argparse.Namespace) -> int:
     then only the error lines are printed (JSON and Markdown are still written, for
     scripts and records).
     """
+    from explainer.render.json import render_json
+    from explainer.render.markdown import render_markdown
+    from explainer.render.terminal import render_terminal
+    from explainer.rules import Severity
+
     all_failed = bool(report.queries) and len(report.failed) == len(report.queries)
     if args.format == "json":
         text: str | None = render_json(report)
@@ -593,11 +632,20 @@ def emit_report(report: Report, args: argparse.Namespace) -> int:
 
 def run_workload(args: argparse.Namespace) -> int:
     """``explainer workload``: the shapes of a log, ranked, without a database."""
+    from explainer.pipeline import analyze_orm
+    from explainer.render.terminal import render_orm
+    from explainer.render.workload import render_workload_json, render_workload_terminal
+
     if not (args.sql or args.query or args.log):
         raise InputError("nothing to read: give --log FILE, --sql FILE or --query")
     models = _load_models(args)
     workload, summary, ordered = _read_workload(args)
     orm = analyze_orm(workload, models, models_target=args.models, ordered=ordered)
+    if args.redact:
+        from explainer.redact import logged_values, redact_orm, redact_workload
+
+        orm = redact_orm(orm, logged_values(workload))
+        workload = redact_workload(workload)
     if args.format == "json":
         groups = list(workload.groups)
         if args.sort == "calls":
@@ -614,6 +662,8 @@ def run_workload(args: argparse.Namespace) -> int:
 def _with_orm(workload_json: str, orm: OrmReport) -> str:
     """The workload document with the ORM fields of the report (``models``,
     ``orm_findings``, ``orm_notes``) added: the same shapes in both formats."""
+    from explainer.render.json import models_dict, orm_findings
+
     document = json.loads(workload_json)
     document["models"] = models_dict(orm)
     document["orm_findings"] = orm_findings(orm)
@@ -622,6 +672,8 @@ def _with_orm(workload_json: str, orm: OrmReport) -> str:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    from explainer.pipeline import analyze_workload
+
     if not (args.sql or args.query or args.log or args.from_pg_stat_statements):
         raise InputError(
             "nothing to analyze: give --query, --sql FILE, --log FILE or --from-pg-stat-statements"
@@ -636,7 +688,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     pasted_only = not (args.log or args.from_pg_stat_statements)
     options = analyze_options(args, include_utility=pasted_only)
     status = Console(stderr=True)
-    progress = _progress(status) if sys.stderr.isatty() else None
+    progress = _progress(status, redact=args.redact) if sys.stderr.isatty() else None
     report = analyze_workload(
         args.dsn,
         workload,
@@ -647,9 +699,20 @@ def run_analyze(args: argparse.Namespace) -> int:
         models_target=args.models,
         ordered=ordered,
     )
+    if args.redact:
+        report = _redacted(report, workload)
     code = emit_report(report, args)
     _export(report, export)
     return code
+
+
+def _redacted(report: Report, workload: Workload) -> Report:
+    """``--redact``: the report every renderer and the export get instead (the workload's
+    logged parameters are looked for in its free text too)."""
+    from explainer.redact import logged_values, redact_report
+
+    analyzed = {query.id for query in report.queries}
+    return redact_report(report, values=logged_values(workload, only=analyzed))
 
 
 def read_plan(path: str) -> Plan:
@@ -658,6 +721,9 @@ def read_plan(path: str) -> Plan:
     Read through the same function as logs, so stdin, compression and unreadable files
     behave (and fail) the same way; a parse error names the file it came from.
     """
+    from explainer.capture.pglog import read_lines
+    from explainer.plan.source import parse_plan
+
     source = "<stdin>" if path == "-" else path
     text = "".join(read_lines(path))
     try:
@@ -687,6 +753,8 @@ def _emit(args: argparse.Namespace, text: str | None, terminal: Callable[[Consol
 
 
 def _fail_on(args: argparse.Namespace, findings: Iterable[Finding]) -> int:
+    from explainer.rules import Severity
+
     if args.fail_on and any(f.severity >= Severity(args.fail_on) for f in findings):
         return EXIT_FAIL_ON
     return EXIT_OK
@@ -698,6 +766,9 @@ def _source_name(path: str) -> str:
 
 def run_plan(args: argparse.Namespace) -> int:
     """``explainer plan``: one plan's tree and findings, or two plans compared, offline."""
+    from explainer.render.plan import render_plan_json, render_plan_markdown, render_plan_terminal
+    from explainer.rules import RuleContext, run_rules
+
     if args.compare and args.file:
         raise InputError("give either a plan FILE or --compare BEFORE AFTER, not both")
     if args.compare:
@@ -718,6 +789,14 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    from explainer.plan.compare import compare_plans
+    from explainer.render.plan import (
+        render_comparison_json,
+        render_comparison_markdown,
+        render_comparison_terminal,
+    )
+    from explainer.rules import RuleContext, run_rules
+
     first, second = args.compare
     if first == "-" and second == "-":
         raise InputError("only one of the two plans can be read from stdin")
@@ -749,6 +828,8 @@ def _run_compare(args: argparse.Namespace) -> int:
 def run_rules_list(args: argparse.Namespace) -> int:
     """``explainer rules``: every rule with its id, title and trigger (plain lines, so a
     narrow terminal never splits an id)."""
+    from explainer.rules import RULES
+
     if args.format == "json":
         document = {
             "format": "explainer-rules",
@@ -781,6 +862,13 @@ def run_demo(args: argparse.Namespace, settings: Settings | None = None) -> int:
     The server is stopped and its data removed on the way out, whatever happens (errors,
     Ctrl+C), unless --keep.
     """
+    from explainer.capture import read_input
+    from explainer.db.server import ThrowawayServer, find_binaries
+    from explainer.demo.data import create_demo_database
+    from explainer.pipeline import analyze_workload
+    from explainer.report import InputSummary
+    from explainer.workload import build_workload
+
     status = Console(stderr=True, highlight=False)
     export = _export_options(args)
     binaries = find_binaries(args.server)
@@ -804,13 +892,16 @@ def run_demo(args: argparse.Namespace, settings: Settings | None = None) -> int:
         summary = InputSummary(
             sources=["shop.log"], statements=len(queries), skipped=dict(stats.skip_reasons)
         )
+        workload = build_workload(queries, keep_order=True)
         report = analyze_workload(
             dsn,
-            build_workload(queries, keep_order=True),
+            workload,
             analyze_options(args, include_utility=False),
             inputs=summary,
-            progress=_progress(status) if sys.stderr.isatty() else None,
+            progress=_progress(status, redact=args.redact) if sys.stderr.isatty() else None,
         )
+        if args.redact:
+            report = _redacted(report, workload)
         code = emit_report(report, args)
         _export(report, export)
     finally:
@@ -830,8 +921,15 @@ def _interactive() -> bool:
 
 def _opens_workbench(args: argparse.Namespace) -> bool:
     """``explainer demo`` opens the workbench in a terminal, unless a report was asked
-    for (another format, a file, an export): then, and when piped, it prints the report."""
-    return _interactive() and args.format == "text" and not args.output and not args.export
+    for (another format, a file, an export, --redact): then, and when piped, it prints the
+    report."""
+    return (
+        _interactive()
+        and args.format == "text"
+        and not args.output
+        and not args.export
+        and not args.redact  # the workbench shows the values: --redact prints the report
+    )
 
 
 def run_tui(args: argparse.Namespace, settings: Settings | None = None) -> int:
@@ -860,7 +958,8 @@ def _run_workbench(
 
     workbench = Workbench(
         dsn,
-        options=analyze_options(args, include_utility=False),
+        # Built when first needed (it imports the pipeline), after the first screen.
+        options=lambda: analyze_options(args, include_utility=False),
         models_target=args.models if "models" in args else None,
         models_python=getattr(args, "python", sys.executable),
         models_timeout=getattr(args, "models_timeout", 20.0),
@@ -878,6 +977,16 @@ def run_apply(args: argparse.Namespace) -> int:
     statement that fails leaves the ones before it applied (they are IF NOT EXISTS, so
     the script can simply be run again once the cause is fixed).
     """
+    from explainer.apply import (
+        affected_queries,
+        apply_script,
+        find_report,
+        script_statements,
+        summary_lines,
+    )
+    from explainer.db.connection import describe_target, normalize_dsn
+    from explainer.db.explain import ExplainOptions
+
     script = Path(args.file)
     statements = script_statements(script)
     report = find_report(script, Path(args.report) if args.report else None)
@@ -910,6 +1019,21 @@ def run_apply(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_lint(args: argparse.Namespace) -> int:
+    """``explainer lint``: the schema lint of a database (explainer.lint), as a terminal
+    report or JSON; ``--fail-on`` reads its findings' severities."""
+    from explainer.lint import lint_database
+    from explainer.lint.render import render_lint_json, render_lint_terminal
+    from explainer.rules import Severity
+
+    report = lint_database(args.dsn, args.schema)
+    text = render_lint_json(report) if args.format == "json" else None
+    _emit(args, text, lambda console: render_lint_terminal(report, console))
+    if args.fail_on and any(f.severity >= Severity(args.fail_on) for f in report.findings):
+        return EXIT_FAIL_ON
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -929,6 +1053,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_rules_list(args)
         if args.command == "apply":
             return run_apply(args)
+        if args.command == "lint":
+            return run_lint(args)
         return run_demo(args, settings)
     except ExplainerError as exc:
         print(f"explainer: error: {exc}", file=sys.stderr)

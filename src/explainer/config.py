@@ -34,9 +34,9 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from explainer.advise.indexes import parse_size
 from explainer.db.connection import normalize_dsn
 from explainer.errors import InputError
+from explainer.units import parse_size
 
 APP_NAME = "explainer"
 CONFIG_NAME = "config.toml"

@@ -3,7 +3,8 @@
 This is the only place that strings the stages together (db -> plan -> rules -> advise),
 so the CLI, the demo and the TUI all analyze the same way. A statement that fails
 (bad SQL, a refused statement, a timeout) is recorded in its own report entry and the
-rest of the workload goes on.
+rest of the workload goes on; so is a lost connection (a server restart, a terminated
+backend), after which the analysis reconnects (:class:`_Link`).
 
 The workbench (explainer.tui) watches an analysis as it runs: ``on_query`` hands over each
 query's entry as soon as it is explained, ``on_connect`` hands over the connection so the
@@ -14,6 +15,9 @@ running statement can be cancelled on the server from another thread
 from __future__ import annotations
 
 import glob
+import math
+import select
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -64,10 +68,17 @@ from explainer.db.catalog import (
     table_writes,
 )
 from explainer.db.connection import connect, redact_dsn
-from explainer.db.explain import Connection, Execution, ExplainOptions, bound_session, explain
+from explainer.db.explain import (
+    Connection,
+    Execution,
+    ExplainOptions,
+    bound_session,
+    explain,
+    query_failed,
+)
 from explainer.db.safety import check_statement
 from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
-from explainer.errors import ExplainerError, InputError
+from explainer.errors import ConnectionFailed, ExplainerError, InputError
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import detect as detect_nplus1
 from explainer.orm.patterns import detect_patterns
@@ -85,11 +96,20 @@ ProgressCallback = Callable[[int, int, QueryGroup], None]
 #: Called with each query's entry as soon as it is explained (findings, no advice yet) and
 #: the report being filled; both are later completed in place by the advice.
 QueryCallback = Callable[[QueryReport, Report], None]
-#: Called once with the analysis's connection, before any statement runs.
+#: Called with the analysis's connection before any statement runs, and again with each
+#: new connection made after one was lost.
 ConnectCallback = Callable[[Connection], None]
 
 #: The error of the query whose statement was running when the analysis was stopped.
 CANCELLED = "cancelled: the analysis was stopped while this statement ran"
+
+#: How long a lost connection is tried again before the rest of the workload is given up:
+#: a restarting server takes seconds to accept connections again (read at each reconnect).
+RECONNECT_WITHIN_S = 30.0
+#: The pauses between two attempts to reconnect, the last one repeated.
+RECONNECT_PAUSES_S = (0.2, 0.5, 1.0, 2.0)
+#: How the error of a query whose connection was lost begins (:func:`query_failed`'s words).
+CONNECTION_LOST = "connection lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +245,111 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
             yield path
 
 
+class _Link:
+    """The analysis's connection, opened again when the server restarted or the connection
+    dropped.
+
+    Everything that talks to the server reads :attr:`conn` when it needs it, so a
+    reconnection reaches the whole analysis; each new connection is bound by
+    :func:`bound_session` like the first and handed to ``on_connect`` (the workbench's Esc
+    cancels the statement running on it). A lost connection is one psycopg knows is
+    closed: whatever error reported it (a FATAL from a terminated backend, a socket closed
+    under it) and whoever caught that error (the advisor records errors per statement).
+    """
+
+    def __init__(
+        self,
+        dsn: str | None,
+        options: ExplainOptions,
+        on_connect: ConnectCallback | None,
+        stop: Callable[[], bool],
+    ) -> None:
+        self._dsn = dsn
+        self._options = options
+        self._on_connect = on_connect
+        self.stop = stop
+        #: Why the last :meth:`reconnect` failed; None after a success.
+        self.failure: str | None = None
+        self.conn = self._open(connect(dsn))
+
+    def _open(self, conn: Connection) -> Connection:
+        try:
+            # Catalog reads too wait at most the timeouts, never for ever behind a lock.
+            bound_session(conn, self._options)
+        except BaseException:
+            conn.close()
+            raise
+        if self._on_connect is not None:
+            self._on_connect(conn)
+        return conn
+
+    @property
+    def lost(self) -> bool:
+        return self.conn.closed
+
+    def dropped_while_idle(self) -> bool:
+        """Whether the server closed the connection since its last statement (a restart
+        or a terminated session between two statements): then the next statement need not
+        fail, the connection is made again first. The server's goodbye (a FATAL message,
+        then the end of the stream) waits on the socket, and nothing else comes to an idle
+        session that does not LISTEN, so a readable socket is worth one ``SELECT 1``; an
+        unreadable one costs nothing."""
+        if self.conn.closed:
+            return True
+        try:
+            readable, _, _ = select.select([self.conn.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        if readable:
+            with suppress(psycopg.Error):
+                self.conn.execute(b"SELECT 1")
+        return self.conn.closed
+
+    def reconnect(self) -> str | None:
+        """Connect again with the same DSN, for up to :data:`RECONNECT_WITHIN_S`, pausing a
+        little longer after each failure. None once connected, else why not (the last
+        attempt's one-line reason, or the stop the user asked for meanwhile), which
+        :attr:`failure` keeps."""
+        self.failure = self._reconnect()
+        return self.failure
+
+    def _reconnect(self) -> str | None:
+        self.conn.close()
+        deadline = time.monotonic() + RECONNECT_WITHIN_S
+        pauses = iter(RECONNECT_PAUSES_S)
+        while True:
+            if self.stop():
+                return "not reconnected: the analysis was stopped"
+            remaining = deadline - time.monotonic()
+            try:
+                # libpq waits at least 2 s for a connection; a host that does not answer
+                # must not use up the whole budget in one attempt.
+                timeout = max(2, min(5, math.ceil(remaining)))
+                self.conn = self._open(connect(self._dsn, connect_timeout=timeout))
+                return None
+            except ConnectionFailed as exc:
+                reason = str(exc)
+            except psycopg.Error as exc:  # the new session died while it was being set up
+                reason = str(query_failed(exc))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return f"not reconnected within {RECONNECT_WITHIN_S:g} s: {reason}"
+            _pause(min(next(pauses, RECONNECT_PAUSES_S[-1]), remaining), self.stop)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _pause(seconds: float, stop: Callable[[], bool]) -> None:
+    """Sleep, but return soon after ``stop()`` becomes true."""
+    deadline = time.monotonic() + seconds
+    while not stop() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(0.1, left))
+
+
 class _TableCache:
-    """Catalog lookups once per table per analysis."""
+    """Catalog lookups once per table per analysis (``conn`` is replaced on a reconnection:
+    what it cached stays true of the same database)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -323,14 +446,25 @@ def analyze_workload(
     indexes), which is what the user just asked to stop; a stop during the advice drops
     what it had decided. The ORM findings, which need no database, are still made. The
     caller, who asked for the stop, knows the report is partial.
+
+    Faults: when the server restarts or the connection drops, the query whose statement
+    was running gets the error ``connection lost: <reason>; reconnected``, a new
+    connection is made with the same DSN (for up to :data:`RECONNECT_WITHIN_S`, as a
+    restarting server takes seconds; bound and handed to ``on_connect`` like the first),
+    and the workload goes on; the entries already explained are kept as they were. The
+    failed query is not run again: a statement that brought the server down (out of
+    memory, a crashing extension) would bring it down again. A connection the server
+    closed between two statements is made again before the next one, which no fault hit
+    (:meth:`_Link.dropped_while_idle`). If no connection can be made, the query's error
+    ends with why, every remaining query is reported unanalyzed with that reason, there
+    is no index advice, a note says where the analysis ended, and the report still comes
+    back. A loss during the index advice is survived once by running the advice again
+    from the start (see :func:`_advice`).
     """
     stop = should_stop or (lambda: False)
-    with connect(dsn) as conn:
-        # Catalog reads too wait at most the timeouts, never for ever behind a lock.
-        bound_session(conn, options.explain)
-        if on_connect is not None:
-            on_connect(conn)
-        server = server_info(conn)
+    link = _Link(dsn, options.explain, on_connect, stop)
+    try:
+        server = server_info(link.conn)
         mode = choose_verify_mode(options.verify, server)
         report = Report(
             database=DatabaseInfo(
@@ -346,38 +480,136 @@ def analyze_workload(
         if not options.include_utility:
             report.inputs.set_aside += sum(g.calls for g in workload.utility)
         groups = analyzed_groups(workload, options)
-        tables = _TableCache(conn)
+        tables = _TableCache(link.conn)
         explained: list[tuple[QueryReport, StatementInput]] = []
+        # Why the rest of the workload goes unanalyzed: the connection is gone for good.
+        gone: str | None = None
         for number, group in enumerate(groups, start=1):
+            if gone is None and link.dropped_while_idle() and not stop():
+                gone = _reconnect_analysis(link, tables)
+                if gone is not None:
+                    report.notes.append(_ended_at(number, len(groups), gone))
             if stop():
                 break
-            if progress is not None:
-                progress(number, len(groups), group)
-            entry, statement = _stoppable_group(conn, group, options, tables, stop)
+            if gone is not None:
+                entry, statement = _entry(group), None
+                entry.error = gone
+            else:
+                if progress is not None:
+                    progress(number, len(groups), group)
+                entry, statement = _stoppable_group(link.conn, group, options, tables, stop)
+                if link.lost and not stop():
+                    gone = _reconnect_analysis(link, tables)
+                    entry.error = f"{entry.error}; {link.failure or 'reconnected'}"
+                    if gone is not None:
+                        report.notes.append(_ended_at(number, len(groups), gone))
             report.queries.append(entry)
             if statement is not None:
                 explained.append((entry, statement))
             if on_query is not None:
                 on_query(entry, report)
-        if not stop():
-            explained_as = [(e, e.error, e.no_suggestion) for e in report.queries]
-            try:
-                suggestions = _advise(conn, explained, options, mode)
-                _consolidate(
-                    conn, server, mode, options, workload, groups, tables, report, suggestions
-                )
-                _partitions(conn, report)
-            except (psycopg.Error, ExplainerError):
-                if not stop():
-                    raise
-            if stop():
-                _drop_advice(report, explained_as)
-        if stop():
+        if not stop() and gone is None:
+            gone = _advice(link, server, mode, options, workload, groups, tables, report, explained)
+        if stop() or gone is not None:
             report.orm = analyze_orm(workload, models, models_target=models_target, ordered=ordered)
             return report
-        report.orm = _orm(conn, workload, tables, models, models_target, ordered)
+        report.orm = _orm(link.conn, workload, tables, models, models_target, ordered)
+        if link.lost and link.reconnect() is None:
+            # Once more on a new connection: model names and column widths come from it.
+            tables.conn = link.conn
+            report.orm = _orm(link.conn, workload, tables, models, models_target, ordered)
+    finally:
+        link.close()
     _model_names(report)
     return report
+
+
+def _reconnect_analysis(link: _Link, tables: _TableCache) -> str | None:
+    """:meth:`_Link.reconnect` for the whole analysis: None once reconnected, else the
+    error of every query it cannot analyze (None as well after a stop: the analysis
+    ends anyway, and says so its own way)."""
+    failure = link.reconnect()
+    tables.conn = link.conn
+    if failure is None or link.stop():
+        return None
+    return f"the connection to the server was lost and {failure}"
+
+
+def _ended_at(number: int, total: int, gone: str) -> str:
+    return f"the analysis ended at query {number} of {total}, without index advice: {gone}"
+
+
+def _advice(
+    link: _Link,
+    server: ServerInfo,
+    mode: VerifyMode,
+    options: AnalyzeOptions,
+    workload: Workload,
+    groups: list[QueryGroup],
+    tables: _TableCache,
+    report: Report,
+    explained: list[tuple[QueryReport, StatementInput]],
+) -> str | None:
+    """The index advice (advise, consolidate, partitions), surviving one lost connection.
+
+    When the connection is lost during the advice, what the advice had decided is dropped
+    (it weighed part of the workload), a new connection is made and the whole advice runs
+    again: nothing of the first run survives on the server to account for, since a test
+    index is built in a transaction that died with its session and HypoPG's hypothetical
+    indexes live in the session. A second loss leaves the report without advice, said in
+    its notes. Returns why the connection is gone for good (no advice either, and a note),
+    else None.
+    """
+    stop = link.stop
+    if link.dropped_while_idle():
+        gone = _reconnect_analysis(link, tables)
+        if gone is not None:
+            report.notes.append(f"no index advice was given: {gone}")
+        if gone is not None or stop():
+            return gone
+    explained_as = [(e, e.error, e.no_suggestion) for e in report.queries]
+    notes = len(report.notes)
+    first_loss: str | None = None
+    for _attempt in range(2):
+        # The advisor records a failed statement's error and goes on, so a loss may
+        # surface as nothing raised but a closed connection.
+        reason = "the connection was closed"
+        try:
+            suggestions = _advise(link.conn, explained, options, mode)
+            _consolidate(
+                link.conn, server, mode, options, workload, groups, tables, report, suggestions
+            )
+            _partitions(link.conn, report)
+        except (psycopg.Error, ExplainerError) as exc:
+            if not (stop() or link.lost):
+                raise
+            reason = str(query_failed(exc)) if isinstance(exc, psycopg.Error) else str(exc)
+        if stop():
+            _drop_advice(report, explained_as)
+            return None
+        if not link.lost:
+            if first_loss is not None:
+                report.notes.append(
+                    f"the connection was lost during the index advice ({first_loss}): "
+                    "it was reconnected and the advice run again from the start"
+                )
+            return None
+        _drop_advice(report, explained_as)
+        del report.notes[notes:]
+        gone = _reconnect_analysis(link, tables)
+        if stop():
+            return None
+        if gone is not None:
+            report.notes.append(f"no index advice was given: {gone} (during it: {reason})")
+            return gone
+        if first_loss is not None:
+            report.notes.append(
+                "no index advice was given: the connection was lost during it twice "
+                f"({first_loss}; then {reason})"
+            )
+            return None
+        first_loss = reason
+    return None
 
 
 def _drop_advice(
@@ -454,16 +686,25 @@ def _stoppable_group(
 ) -> tuple[QueryReport, StatementInput | None]:
     """:func:`_analyze_group`, except that once a stop was asked, whatever the cancelled
     statement left (a QueryCanceled from a catalog query, or the estimate EXPLAIN falls
-    back to after a cancel, which looks like a timeout to it) becomes :data:`CANCELLED`."""
+    back to after a cancel, which looks like a timeout to it) becomes :data:`CANCELLED`;
+    and that when the connection is lost, the entry says so (``connection lost: ...``),
+    without the plan or findings of a step that may have been cut short. The caller
+    reconnects."""
     try:
         entry, statement = _analyze_group(conn, group, options, tables)
-    except psycopg.Error:
-        if not stop():
+    except psycopg.Error as exc:
+        if not (stop() or conn.closed):
             raise
         entry, statement = _entry(group), None
-    if stop():
+        entry.error = str(query_failed(exc))
+    if stop() or conn.closed:
         entry.plan, entry.analyzed, entry.note, entry.findings = None, False, None, []
-        entry.error = CANCELLED
+        if stop():
+            entry.error = CANCELLED
+        elif not (entry.error or "").startswith(CONNECTION_LOST):
+            # Lost in a step whose error does not say so (a sequence read, a catalog read
+            # turned into the statement's error).
+            entry.error = CONNECTION_LOST + (f": {entry.error}" if entry.error else "")
         return entry, None
     return entry, statement
 

@@ -52,6 +52,10 @@ from explainer.errors import ExplainerError, QueryFailed
 from explainer.plan import Plan, PlanNode
 from explainer.rules import Finding, table_name
 
+# Re-exported: sizes were parsed here before explainer.units existed.
+from explainer.units import format_size as format_size
+from explainer.units import parse_size as parse_size
+
 VerifyMode = Literal["rollback", "hypopg", "none"]
 
 FK_RULE = "slow-fk-trigger"
@@ -718,32 +722,3 @@ def _why_not(
         table,
         candidate,
     )
-
-
-_UNITS = (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2), ("kB", 1024))
-
-
-def format_size(size: int) -> str:
-    """Bytes as PostgreSQL's pg_size_pretty would round them: ``1.5 GB``, ``8 kB``."""
-    for unit, factor in _UNITS:
-        if size >= factor:
-            value = size / factor
-            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
-    return f"{size} bytes"
-
-
-def parse_size(text: str) -> int:
-    """``500MB``, ``1 GB``, ``8kB``, ``1024`` (bytes) -> bytes; units are 1024-based as in
-    PostgreSQL. ValueError with the accepted forms when the text is none of them."""
-    cleaned = text.strip().replace(" ", "")
-    number = cleaned.rstrip("BbKkMmGgTtYyEeSs")
-    unit = cleaned[len(number) :].upper()
-    factors = {"": 1, "B": 1, "BYTES": 1, "K": 1024, "KB": 1024}
-    factors |= {u.upper(): f for u, f in _UNITS} | {u[0]: f for u, f in _UNITS if u != "kB"}
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1.0
-    if unit not in factors or value < 0:
-        raise ValueError(f"not a size: {text!r} (write it like 500MB, 1GB or 8kB)")
-    return int(value * factors[unit])

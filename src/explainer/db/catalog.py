@@ -580,3 +580,262 @@ def index_tree_names(conn: psycopg.Connection[Any], schema: str, name: str) -> t
         (regclass,),
     ).fetchall()
     return tuple(str(r[0]) for r in rows)
+
+
+# --- Schema-wide facts for `explainer lint` (read once per run) --------------------------
+
+#: Relations of the user's schemas: not the system's, not temporary, not an extension's.
+_USER_RELATION = """
+n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast_temp%%'
+AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text)
+AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                AND d.objid = c.oid AND d.deptype = 'e')
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaTable:
+    """A table of the user's schemas with the facts the schema lint judges it by."""
+
+    schema: str
+    name: str
+    kind: str  # pg_class.relkind: r (table), p (partitioned), m (materialized view)
+    is_partition: bool
+    has_primary_key: bool
+    reltuples: float  # -1 when never analyzed nor vacuumed (PostgreSQL 14+)
+    live_rows: float  # pg_stat_user_tables.n_live_tup (0 when unknown)
+    heap_bytes: int  # pg_relation_size: 0 for a table no row was ever written to
+    #: The later of last_analyze and last_autoanalyze; None when never analyzed.
+    last_analyzed: datetime | None
+    #: A valid, non-partial unique btree index on plain NOT NULL columns: the one
+    #: ``ADD PRIMARY KEY USING INDEX`` can promote. None when there is none.
+    unique_index: str | None
+    unique_columns: tuple[str, ...]
+    columns: tuple[str, ...] = ()
+
+    @property
+    def qualified(self) -> str:
+        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+
+
+_SCHEMA_TABLES_SQL = f"""
+SELECT n.nspname, c.relname, c.relkind::text, c.relispartition,
+       EXISTS (SELECT 1 FROM pg_constraint p WHERE p.conrelid = c.oid AND p.contype = 'p'),
+       c.reltuples, COALESCE(s.n_live_tup, 0),
+       CASE WHEN c.relkind = 'p' THEN 0 ELSE pg_relation_size(c.oid) END,
+       GREATEST(s.last_analyze, s.last_autoanalyze),
+       u.relname, COALESCE(u.columns, ARRAY[]::text[]),
+       ARRAY(SELECT a.attname::text FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+LEFT JOIN LATERAL (
+    SELECT i.relname,
+           ARRAY(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                 ORDER BY k.ord) AS columns
+    FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+    JOIN pg_am am ON am.oid = i.relam
+    WHERE x.indrelid = c.oid AND x.indisunique AND x.indisvalid AND x.indpred IS NULL
+      AND x.indexprs IS NULL AND am.amname = 'btree' AND x.indnatts = x.indnkeyatts
+      AND NOT EXISTS (SELECT 1 FROM unnest(x.indkey) AS k(attnum)
+                      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                      WHERE NOT a.attnotnull)
+    ORDER BY x.indnkeyatts, i.relname
+    LIMIT 1
+) u ON true
+WHERE c.relkind IN ('r', 'p', 'm') AND {_USER_RELATION}
+ORDER BY n.nspname, c.relname
+"""
+
+
+def schema_tables(conn: psycopg.Connection[Any], schema: str | None = None) -> list[SchemaTable]:
+    """Every table (and materialized view) of ``schema``, or of all user schemas when None."""
+    return [
+        SchemaTable(
+            schema=str(r[0]),
+            name=str(r[1]),
+            kind=str(r[2]),
+            is_partition=bool(r[3]),
+            has_primary_key=bool(r[4]),
+            reltuples=float(r[5]),
+            live_rows=float(r[6]),
+            heap_bytes=int(r[7]),
+            last_analyzed=r[8],
+            unique_index=r[9],
+            unique_columns=tuple(r[10]),
+            columns=tuple(r[11]),
+        )
+        for r in conn.execute(_SCHEMA_TABLES_SQL, {"schema": schema}).fetchall()
+    ]
+
+
+_SCHEMA_FOREIGN_KEYS_SQL = f"""
+SELECT con.conname, n.nspname, c.relname,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+             ORDER BY k.ord),
+       fn.nspname, f.relname,
+       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+             ORDER BY k.ord),
+       (SELECT i.relname
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        JOIN pg_am am ON am.oid = i.relam
+        WHERE x.indrelid = con.conrelid AND x.indisvalid AND x.indpred IS NULL
+          AND am.amname = 'btree'
+          AND x.indnkeyatts >= cardinality(con.conkey)
+          AND ARRAY(SELECT k FROM unnest(x.indkey) WITH ORDINALITY AS u(k, ord)
+                    WHERE u.ord <= cardinality(con.conkey) ORDER BY k)
+              = ARRAY(SELECT k FROM unnest(con.conkey) AS k ORDER BY k)
+        ORDER BY x.indisprimary DESC, x.indisunique DESC, i.relname
+        LIMIT 1)
+FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class f ON f.oid = con.confrelid
+JOIN pg_namespace fn ON fn.oid = f.relnamespace
+WHERE con.contype = 'f' AND (con.conparentid <> 0) = %(clones)s AND {_USER_RELATION}
+ORDER BY n.nspname, c.relname, con.conname
+"""
+
+
+def schema_foreign_keys(
+    conn: psycopg.Connection[Any], schema: str | None = None, *, clones: bool = False
+) -> list[ForeignKey]:
+    """Every foreign key whose referencing table is in ``schema`` (all user schemas when
+    None), with the btree index that serves its lookups, if any.
+
+    A partition's copies of its partitioned table's foreign key (``conparentid``) are left
+    out: the key is the parent's, and so is the index that serves it. With ``clones``,
+    only those copies: each names the partition's own index that serves it.
+    """
+    return [
+        ForeignKey(
+            name=str(r[0]),
+            schema=str(r[1]),
+            table=str(r[2]),
+            columns=tuple(r[3]),
+            referenced_schema=str(r[4]),
+            referenced_table=str(r[5]),
+            referenced_columns=tuple(r[6]),
+            index=r[7],
+        )
+        for r in conn.execute(
+            _SCHEMA_FOREIGN_KEYS_SQL, {"schema": schema, "clones": clones}
+        ).fetchall()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class TextColumn:
+    """A ``text`` or ``varchar`` column with what ``pg_stats`` holds of its values."""
+
+    schema: str
+    table: str
+    name: str
+    type: str  # format_type: text, character varying(20)
+    not_null: bool
+    #: Whether pg_stats has a row for the column (its table was analyzed).
+    analyzed: bool
+    null_frac: float
+    #: ``most_common_vals`` and ``histogram_bounds`` together: up to a few hundred of the
+    #: column's values, the most frequent and the spread of the rest (min and max included).
+    values: tuple[str, ...]
+
+    @property
+    def qualified_table(self) -> str:
+        return self.table if self.schema == "public" else f"{self.schema}.{self.table}"
+
+
+_TEXT_COLUMNS_SQL = f"""
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       s.attname IS NOT NULL, COALESCE(s.null_frac, 0),
+       COALESCE(s.most_common_vals::text::text[], ARRAY[]::text[])
+         || COALESCE(s.histogram_bounds::text::text[], ARRAY[]::text[])
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+     AND s.attname = a.attname AND s.inherited = (c.relkind = 'p')
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+  AND {_USER_RELATION}
+ORDER BY n.nspname, c.relname, a.attnum
+"""
+
+
+def text_columns(conn: psycopg.Connection[Any], schema: str | None = None) -> list[TextColumn]:
+    """The text and varchar columns of the user's tables (partitions are read through
+    their partitioned table), each with its pg_stats values."""
+    return [
+        TextColumn(
+            schema=str(r[0]),
+            table=str(r[1]),
+            name=str(r[2]),
+            type=str(r[3]),
+            not_null=bool(r[4]),
+            analyzed=bool(r[5]),
+            null_frac=float(r[6]),
+            values=tuple(str(v) for v in r[7] if v is not None),
+        )
+        for r in conn.execute(_TEXT_COLUMNS_SQL, {"schema": schema}).fetchall()
+    ]
+
+
+#: Pages a sample reads at most: TABLESAMPLE SYSTEM picks whole pages at random.
+SAMPLE_PAGES = 64
+
+
+def sample_values(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    columns: Iterable[str],
+    *,
+    limit: int = 1000,
+    timeout_ms: int = 5000,
+) -> dict[str, list[str]]:
+    """Up to ``limit`` rows' non-NULL values of ``columns``, as text, from a random sample
+    of about SAMPLE_PAGES pages (``TABLESAMPLE SYSTEM``): for columns pg_stats knows
+    nothing of. Read-only, bounded by ``timeout_ms``; a sample that fails (timeout, lock,
+    permission) is empty rather than an error.
+    """
+    names = list(dict.fromkeys(columns))
+    if not names:
+        return {}
+    row = conn.execute(
+        # A partitioned table's pages are its partitions'.
+        "SELECT GREATEST((SELECT coalesce(sum(pg_relation_size(t.relid)), 0)"
+        " FROM pg_partition_tree(c.oid) t) / current_setting('block_size')::int, 1)"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s",
+        (schema, table),
+    ).fetchone()
+    pages = int(row[0]) if row is not None else 1
+    percent = min(100.0, 100.0 * SAMPLE_PAGES / pages)
+    statement = sql.SQL("SELECT {} FROM {} TABLESAMPLE SYSTEM ({}) WHERE {} LIMIT {}").format(
+        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in names),
+        sql.Identifier(schema, table),
+        sql.Literal(percent),
+        sql.SQL(" OR ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in names),
+        sql.Literal(limit),
+    )
+    found: dict[str, list[str]] = {c: [] for c in names}
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(
+                sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms))
+            )
+            rows = conn.execute(statement).fetchall()
+    except psycopg.Error:
+        return found
+    for r in rows:
+        for name, value in zip(names, r, strict=True):
+            if value is not None:
+                found[name].append(str(value))
+    return found

@@ -124,7 +124,7 @@ def _first_reason(message: str) -> str:
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     for line in lines:
         # libpq prefixes the useful part with 'connection to server at ... failed: '
-        match = re.search(r"failed:\s*(.+)$", line)
+        match = re.search(r".*failed:\s*(.+)$", line)
         if match:
             return match.group(1)
     return lines[0] if lines else "unknown error"

@@ -15,6 +15,9 @@ from explainer.db.catalog import Partition
 from explainer.render.phrases import evidence_phrase
 from explainer.report import Report
 
+# Re-exported: one_line lives in the light explainer.units (the workbench's first screen).
+from explainer.units import one_line as one_line
+
 #: How long a statement of an exported script waits for a lock before giving up: a
 #: CONCURRENTLY build still waits for the transactions already running on its table, and
 #: a script that queues behind a long one would queue every write behind itself too.
@@ -96,12 +99,6 @@ def partition_note(suggestion: IndexSuggestion) -> list[str]:
         "created ON ONLY the parent, built CONCURRENTLY on each partition, attached to it; "
         "valid once all are",
     ]
-
-
-def one_line(text: str, limit: int = 100) -> str:
-    """A statement on one line, cut to ``limit`` characters: safe inside a comment."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def evidence_lines(suggestion: IndexSuggestion, report: Report) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import psycopg
 from textual import on, work
@@ -26,15 +26,18 @@ from textual.message import Message
 
 from explainer.config import Settings
 from explainer.errors import ConnectionFailed, ExplainerError
-from explainer.render.sql import one_line
-from explainer.report import QueryReport
-from explainer.tui.screens.connect import ConnectScreen
-from explainer.tui.screens.export import ExportScreen
 from explainer.tui.screens.help import HelpScreen
-from explainer.tui.screens.paste import PasteScreen
-from explainer.tui.screens.query import QueryScreen
 from explainer.tui.screens.workload import OpenLogScreen, WorkloadScreen
 from explainer.tui.session import Progress, Workbench, load_history, remember, strip_password
+from explainer.units import one_line
+
+if TYPE_CHECKING:
+    from explainer.report import QueryReport
+    from explainer.tui.screens.paste import PasteScreen
+
+# The other screens (query, compare, paste, export, connect) are imported by the actions
+# that open them: they pull in the plan tree, the renderers and the export, which the
+# first screen does not need, and the workbench must paint it in under a second.
 
 
 def error_line(exc: BaseException) -> str:
@@ -103,7 +106,9 @@ class ExplainerApp(App[None]):
         # Priority: Esc cancels a running analysis even while an input has focus; when
         # nothing runs, check_action passes it on to the screen (Back, Close).
         Binding("escape", "cancel", "Cancel analysis", id="cancel", priority=True),
-        Binding("q", "quit", "Quit", id="quit"),
+        # Not the "quit" action: check_action turns this one off on dialogs, where q is a
+        # letter, and Textual's Ctrl+Q (action "quit") must keep working everywhere.
+        Binding("q", "quit_app", "Quit", id="quit"),
     ]
 
     # Messages from the worker threads (post_message is thread-safe; the handlers run on
@@ -190,17 +195,37 @@ class ExplainerApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return self.workbench.running
+        if action == "quit_app":
+            # Off (and the key passed on, to be typed or ignored) while a dialog is on top.
+            return not self.dialog_on_top()
         return True
+
+    def dialog_on_top(self) -> bool:
+        """A dialog is on top: a modal screen (export, connect, help, open log) or a
+        screen made for typing (paste), where a letter must not act on the app."""
+        screen = self.screen
+        return screen.is_modal or getattr(screen, "TYPING", False) is True
+
+    async def action_quit_app(self) -> None:
+        if self.dialog_on_top():
+            raise SkipAction()
+        await self.action_quit()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def action_paste(self) -> None:
+        from explainer.tui.screens.paste import PasteScreen
+
         if not isinstance(self.screen, PasteScreen):
             self.push_screen(PasteScreen())
 
     def action_export(self) -> None:
+        from explainer.tui.screens.export import ExportScreen
+
+        if isinstance(self.screen, ExportScreen):
+            return
         report = self.workbench.report
         if report is None or self.workbench.running:
             self.notify("nothing to export yet: analyze the workload first (a)", severity="warning")
@@ -208,6 +233,8 @@ class ExplainerApp(App[None]):
         self.push_screen(ExportScreen(report))
 
     def action_connect(self) -> None:
+        from explainer.tui.screens.connect import ConnectScreen
+
         if isinstance(self.screen, ConnectScreen):
             return
         current = strip_password(self.workbench.dsn) if self.workbench.dsn else None
@@ -237,6 +264,8 @@ class ExplainerApp(App[None]):
         self._cancel()
 
     def open_query(self, query_id: str) -> None:
+        from explainer.tui.screens.query import QueryScreen
+
         entry = self.workbench.entries.get(query_id)
         report = self.workbench.report
         if entry is None or report is None:
@@ -267,8 +296,9 @@ class ExplainerApp(App[None]):
         if paths:
             self.load_logs(paths.split())
 
-    @on(PasteScreen.Submitted)
-    def _pasted(self, message: PasteScreen.Submitted) -> None:
+    # By its handler name, not @on(PasteScreen.Submitted): the paste screen is imported
+    # when first opened, not with the app.
+    def on_paste_screen_submitted(self, message: PasteScreen.Submitted) -> None:
         if message.kind == "plan" or self._busy():
             return
         self._back_to_workload()

@@ -23,18 +23,23 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from explainer.capture import read_sql_text
 from explainer.db.connection import connect, normalize_dsn, redact_dsn
-from explainer.db.explain import Connection
-from explainer.orm.models import ModelMap, load_models
-from explainer.pipeline import AnalyzeOptions, analyze_workload, analyzed_groups, read_workload
-from explainer.report import InputSummary, QueryReport, Report
-from explainer.workload import QueryGroup, Workload, build_workload
+
+if TYPE_CHECKING:
+    from explainer.db.explain import Connection
+    from explainer.orm.models import ModelMap
+    from explainer.pipeline import AnalyzeOptions
+    from explainer.report import InputSummary, QueryReport, Report
+    from explainer.workload import QueryGroup, Workload
+
+# The analysis stack (explainer.pipeline and what it pulls in: the advisor, SQLAlchemy,
+# sqlglot, pglast) is imported where it is first needed, in the methods that read and
+# analyze: the workbench's first screen needs none of it, and it starts in under a second.
 
 #: How long :meth:`Workbench.cancel` keeps asking the server to cancel (seconds).
 CANCEL_PATIENCE = 5.0
@@ -64,19 +69,19 @@ class Workbench:
         self,
         dsn: str | None = None,
         *,
-        options: AnalyzeOptions | None = None,
+        options: AnalyzeOptions | Callable[[], AnalyzeOptions] | None = None,
         models_target: str | None = None,
         models_python: str = sys.executable,
         models_timeout: float = 20.0,
     ) -> None:
         self.dsn = dsn
-        self.options = options or AnalyzeOptions()
+        self._options = options
         self.models_target = models_target
         self._models_python = models_python
         self._models_timeout = models_timeout
         self._models: ModelMap | None = None
         self.workload: Workload | None = None
-        self.summary = InputSummary()
+        self._summary: InputSummary | None = None
         self.ordered = True
         #: The workload was pasted SQL: utility statements are explained to get their refusal.
         self.pasted = False
@@ -92,6 +97,27 @@ class Workbench:
         self._conn: Connection | None = None
         self._idle = threading.Event()
         self._idle.set()
+
+    @property
+    def options(self) -> AnalyzeOptions:
+        """The analysis options: as given (a function giving them is called on first use,
+        as the CLI does: building them imports the pipeline), else the CLI's defaults."""
+        if self._options is None:
+            from explainer.pipeline import AnalyzeOptions
+
+            self._options = AnalyzeOptions()
+        elif callable(self._options):
+            self._options = self._options()
+        return self._options
+
+    @property
+    def summary(self) -> InputSummary:
+        """What the inputs held besides the queries (empty before any input is read)."""
+        if self._summary is None:
+            from explainer.report import InputSummary
+
+            self._summary = InputSummary()
+        return self._summary
 
     # -- what the UI shows -------------------------------------------------------------
 
@@ -109,6 +135,8 @@ class Workbench:
         """The shapes an analysis explains, in its order (heaviest first)."""
         if self.workload is None:
             return []
+        from explainer.pipeline import analyzed_groups
+
         return analyzed_groups(self.workload, self._analyze_options())
 
     def suggestion_count(self, query_id: str) -> int:
@@ -121,12 +149,19 @@ class Workbench:
 
     def load_logs(self, paths: Sequence[str]) -> None:
         """Read logs (any format explainer reads, globs expanded) as the new workload."""
+        from explainer.pipeline import read_workload
+
         workload, summary, ordered = read_workload(logs=paths)
         self._set_workload(workload, summary, ordered, pasted=False)
 
     def load_text(self, text: str, kind: Literal["sql", "log"]) -> None:
         """A paste as the new workload: SQL statements, or a log excerpt of any format
         (read from a temporary file, as a log given by path would be)."""
+        from explainer.capture import read_sql_text
+        from explainer.pipeline import read_workload
+        from explainer.report import InputSummary
+        from explainer.workload import build_workload
+
         if kind == "sql":
             queries, stats = read_sql_text(text, "<paste>")
             summary = InputSummary(
@@ -144,7 +179,7 @@ class Workbench:
     def _set_workload(
         self, workload: Workload, summary: InputSummary, ordered: bool, *, pasted: bool
     ) -> None:
-        self.workload, self.summary, self.ordered, self.pasted = workload, summary, ordered, pasted
+        self.workload, self._summary, self.ordered, self.pasted = workload, summary, ordered, pasted
         self.report, self.entries, self.progress, self.cancelled = None, {}, None, False
 
     # -- the database ------------------------------------------------------------------
@@ -171,6 +206,8 @@ class Workbench:
         """
         if self.workload is None:
             raise RuntimeError("no workload loaded")
+        from explainer.pipeline import analyze_workload
+
         self._stop.clear()
         self._idle.clear()
         self.cancelled = False
@@ -251,6 +288,8 @@ class Workbench:
 
     def _load_models(self) -> ModelMap | None:
         if self.models_target and self._models is None:
+            from explainer.orm.models import load_models
+
             self._models = load_models(
                 self.models_target, python=self._models_python, timeout=self._models_timeout
             )

@@ -54,8 +54,10 @@ class ThrowawayServer:
     """A private PostgreSQL cluster in a temp dir: initdb, start on 127.0.0.1 at a free port,
     stop and delete.
 
-    Use as a context manager, or call :meth:`start` and :meth:`stop`. Servers not kept are
-    also stopped and deleted at interpreter exit, on Ctrl+C and on SIGTERM/SIGHUP. With
+    Use as a context manager, or call :meth:`start` and :meth:`stop`; :meth:`halt` and
+    :meth:`restart` take it down and bring it back at the same DSN (a restart, as its
+    clients see one). Servers not kept are also stopped and deleted at interpreter exit,
+    on Ctrl+C and on SIGTERM/SIGHUP. With
     ``keep=True`` the server outlives the ``with`` block and the process (for poking at it
     afterwards); :meth:`stop` then stops it but leaves the data dir.
     """
@@ -115,6 +117,29 @@ class ThrowawayServer:
             _remove_data_dir(self._data_dir)
         self._started = False
         _unregister(self)
+
+    def halt(self) -> None:
+        """Stop the postmaster (fast shutdown: running statements end, their sessions are
+        closed), keeping the data dir and the port, so that :meth:`restart` brings the same
+        server back at the same DSN. What a server going down looks like to its clients;
+        the fault tests use it."""
+        if self._data_dir is None:
+            raise RuntimeError("the throwaway server is not started")
+        self._stop_postmaster()
+        self._started = False
+
+    def restart(self) -> None:
+        """Start the server again on its data dir and port (halting it first if it runs).
+
+        The port is not changed, since clients hold DSNs naming it: if another process took
+        it meanwhile, :class:`ServerStartError` says so.
+        """
+        if self._data_dir is None or self._port is None:
+            raise RuntimeError("the throwaway server is not started")
+        if self._started:
+            self.halt()
+        self._start_postmaster(fixed_port=self._port)
+        self._started = True
 
     def __enter__(self) -> ThrowawayServer:
         self.start()
@@ -231,11 +256,12 @@ class ThrowawayServer:
                 f"initdb failed in {self.data_dir}: {_last_lines(result.output)}"
             )
 
-    def _start_postmaster(self) -> None:
-        """pg_ctl start at a free port; pick another if someone grabbed it meanwhile."""
+    def _start_postmaster(self, fixed_port: int | None = None) -> None:
+        """pg_ctl start at ``fixed_port``, or at a free port (another if someone grabbed it
+        meanwhile)."""
         last_error = ""
-        for _attempt in range(_PORT_ATTEMPTS):
-            port = _free_port()
+        for _attempt in range(_PORT_ATTEMPTS if fixed_port is None else 1):
+            port = _free_port() if fixed_port is None else fixed_port
             log_offset = _file_size(self.log_path)
             result = self._run_program(
                 "pg_ctl",

@@ -69,9 +69,9 @@ class CompareScreen(Screen[None]):
 
     CSS_PATH = "compare.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Back"),
-        Binding("b", "focus_side('before')", "Before"),
-        Binding("a", "focus_side('after')", "After"),
+        Binding("escape", "close", "Back", id="compare.close"),
+        Binding("b", "focus_side('before')", "Before", id="compare.before"),
+        Binding("a", "focus_side('after')", "After", id="compare.after"),
     ]
 
     def __init__(self, before: Plan, after: Plan, title: str) -> None:

@@ -81,11 +81,13 @@ class PasteScreen(Screen[None]):
     """A text area to paste into, and what it holds once read."""
 
     CSS_PATH = "paste.tcss"
+    #: A screen made for typing: the app's letter keys (q quits) are off here.
+    TYPING: ClassVar[bool] = True
     BINDINGS: ClassVar[list[BindingType]] = [
         # priority: the text area has the focus and would take the keys otherwise.
-        Binding("ctrl+r,ctrl+enter", "submit", "Analyze", priority=True),
-        Binding("escape", "close", "Back", priority=True),
-        Binding("ctrl+l", "clear", "Clear", priority=True),
+        Binding("ctrl+r,ctrl+enter", "submit", "Analyze", id="paste.submit", priority=True),
+        Binding("escape", "close", "Back", id="paste.close", priority=True),
+        Binding("ctrl+l", "clear", "Clear", id="paste.clear", priority=True),
     ]
 
     class Submitted(Message):

@@ -120,14 +120,14 @@ class QueryScreen(Screen[None]):
 
     CSS_PATH = "query.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Back"),
-        Binding("y", "copy_snippet", "Copy code"),
-        Binding("s", "next_tab", "Next tab"),
-        Binding("Y", "copy_sql", "Copy SQL"),
-        Binding("c", "compare", "Compare plans"),
-        Binding("t", "focus_tree", "Tree"),
-        Binding("f", "focus_findings", "Findings"),
-        Binding("z", "zoom_plan", "Wide plan"),
+        Binding("escape", "close", "Back", id="query.close"),
+        Binding("y", "copy_snippet", "Copy code", id="query.copy_snippet"),
+        Binding("s", "next_tab", "Next tab", id="query.next_tab"),
+        Binding("Y", "copy_sql", "Copy SQL", id="query.copy_sql"),
+        Binding("c", "compare", "Compare plans", id="query.compare"),
+        Binding("t", "focus_tree", "Tree", id="query.focus_tree"),
+        Binding("f", "focus_findings", "Findings", id="query.focus_findings"),
+        Binding("z", "zoom_plan", "Wide plan", id="query.zoom_plan"),
     ]
 
     def __init__(self, entry: QueryReport, report: Report) -> None:

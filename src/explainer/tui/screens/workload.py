@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -24,13 +24,17 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, ProgressBar, Static
 
-from explainer.render.sql import one_line
-from explainer.report import QueryReport
-from explainer.rules import Finding, Severity
 from explainer.tui.session import Progress, Workbench
-from explainer.workload import QueryGroup
+from explainer.units import one_line
 
-SEVERITY_STYLE = {Severity.HIGH: "bold red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"}
+if TYPE_CHECKING:
+    # Types only: the first screen paints before the analysis stack is imported.
+    from explainer.report import QueryReport
+    from explainer.rules import Finding
+    from explainer.workload import QueryGroup
+
+#: By Severity's value (explainer.rules is not imported until a finding exists).
+SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +319,8 @@ class WorkloadScreen(Screen[None]):
         worst = row.worst
         if worst is None:
             return Text("no finding", style="green")
-        return Text(f"{worst.severity.value} {worst.rule}", style=SEVERITY_STYLE[worst.severity])
+        severity = worst.severity.value
+        return Text(f"{severity} {worst.rule}", style=SEVERITY_STYLE[severity])
 
     def _tick(self) -> None:
         if self._started is not None:

@@ -119,17 +119,29 @@ class PlanTreeView(ScrollView, can_focus=True):
     """The lines of the tree, with a cursor; see the module docstring."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
-        Binding("left,h", "collapse", "Collapse", show=False),
-        Binding("right,l", "expand", "Expand", show=False),
-        Binding("space", "fold", "Fold", show=False),
-        Binding("shift+right,greater_than_sign", "scroll_right", "Scroll right", show=False),
-        Binding("shift+left,less_than_sign", "scroll_left", "Scroll left", show=False),
+        Binding("up,k", "cursor_up", "Up", id="plan_tree.cursor_up", show=False),
+        Binding("down,j", "cursor_down", "Down", id="plan_tree.cursor_down", show=False),
+        Binding("pageup", "page_up", "Page up", id="plan_tree.page_up", show=False),
+        Binding("pagedown", "page_down", "Page down", id="plan_tree.page_down", show=False),
+        Binding("home", "first", "First", id="plan_tree.first", show=False),
+        Binding("end", "last", "Last", id="plan_tree.last", show=False),
+        Binding("left,h", "collapse", "Collapse", id="plan_tree.collapse", show=False),
+        Binding("right,l", "expand", "Expand", id="plan_tree.expand", show=False),
+        Binding("space", "fold", "Fold", id="plan_tree.fold", show=False),
+        Binding(
+            "shift+right,greater_than_sign",
+            "scroll_right",
+            "Scroll right",
+            id="plan_tree.scroll_right",
+            show=False,
+        ),
+        Binding(
+            "shift+left,less_than_sign",
+            "scroll_left",
+            "Scroll left",
+            id="plan_tree.scroll_left",
+            show=False,
+        ),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {"plan-tree--cursor"}
     DEFAULT_CSS = """
