@@ -50,7 +50,7 @@ def parse_plan_message(body: str) -> tuple[str, object] | None:
 def _json_plan(text: str) -> tuple[str, object] | None:
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         return None
     if not isinstance(document, dict):
         return None

@@ -53,7 +53,7 @@ def flavour(head: Sequence[str]) -> str | None:
             return None
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             if not seen_object:
                 return None
             continue
@@ -97,7 +97,7 @@ def _documents(lines: Iterable[str], stats: CaptureStats) -> Iterator[tuple[int,
             continue
         try:
             document = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             stats.skip(NOT_JSON)
             continue
         if isinstance(document, dict):

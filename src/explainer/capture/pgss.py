@@ -42,7 +42,7 @@ def row_to_query(row: Mapping[str, object], *, source: str, line: int) -> Captur
     text = str(row.get("query") or "").strip().rstrip(";").strip()
     try:
         calls = int(float(str(row.get("calls") or "")))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf"
         return None
     if not text or calls <= 0:
         return None

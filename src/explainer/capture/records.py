@@ -122,6 +122,7 @@ _PARAMETERS = re.compile(rf"(?:{_PARAMETER})*")
 """Any number of them, one after another from the start."""
 _ONE_PARAMETER = re.compile(_PARAMETER)
 _NUMBERS = tuple(str(number) for number in range(1, 101))  # "1", "2"...: $n in order
+_MAX_PARAMETER = 65535  # PostgreSQL's limit on the parameters of one statement
 _TRANSACTION_START = re.compile(r"(?:BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
 _TRANSACTION_END = re.compile(
     r"(?:COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b"
@@ -731,6 +732,10 @@ def read_parameters(text: str) -> tuple[tuple[str | None, ...], bool]:
         values = tuple(None if null else value for value, null in zip(values, nulls, strict=True))
     if numbers == _NUMBERS[: len(numbers)]:
         return values, truncated  # $1, $2... in order, each once: the usual case
+    if any(len(number) > 5 or int(number) > _MAX_PARAMETER for number in numbers):
+        # No statement has more than 65535 parameters: such a $n is no parameter, and
+        # range(1, n + 1) below would run for hours.
+        return (), truncated
     placed = dict(zip(map(int, numbers), values, strict=True))  # given twice: the last counts
     return tuple(placed.get(n) for n in range(1, max(placed) + 1)), truncated
 

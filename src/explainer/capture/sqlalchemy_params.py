@@ -33,8 +33,9 @@ _MAX_PARAMETERS = 65535
 _VALUE_CUT = re.compile(r" \.\.\. \((\d{1,9}) characters truncated\) \.\.\. ")
 _VALUE_HALF = 150  # sqlalchemy.sql.util._repr_base.trunc: max_chars (300) // 2
 _PARAMS_CUT = re.compile(r" \.\.\. (\d{1,9}) parameters truncated \.\.\. ")
+# (?<!\s): tried once per run of spaces, not from each space (quadratic on long runs).
 _SETS_CUT = re.compile(
-    r"\s*\.\.\. displaying (\d{1,9}) of (\d{1,9}) total bound parameter sets \.\.\.\s*"
+    r"(?<!\s)\s*\.\.\. displaying (\d{1,9}) of (\d{1,9}) total bound parameter sets \.\.\.\s*"
 )
 
 # Python reprs, token by token: quoted strings whole, brackets and separators alone.

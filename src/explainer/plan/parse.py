@@ -129,6 +129,8 @@ def _load_json_text(text: str) -> Any:
         ) from exc
     except RecursionError as exc:
         raise PlanParseError(f"{_NOT_A_PLAN}: JSON nested too deeply") from exc
+    except ValueError as exc:  # not a syntax error: int() refuses a number of 4300+ digits
+        raise PlanParseError(f"{_NOT_A_PLAN}: the JSON holds a number too long to read") from exc
 
 
 def _merge_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -336,12 +338,10 @@ def _opt_float(obj: dict[str, Any], key: str, where: str) -> float | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
             number = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a JSON integer of 309+ digits
             number = math.nan
     else:
         number = math.nan
@@ -395,27 +395,35 @@ def compute_metrics(plan: Plan) -> None:
     def need(node: PlanNode) -> float:
         return node.inclusive_ms if timed else float(node.buffers.total)
 
-    # InitPlans first: where their time sits is known from the expressions.
+    # InitPlans first: where their time sits is known from the expressions. The parent's
+    # subtree is walked once for all its InitPlans (and CTEs below), not once for each:
+    # a plan with thousands of them would take minutes.
     for parent in nodes:
-        for child in parent.children:
-            if _kind(child) != _INITPLAN:
-                continue
-            consumer = _initplan_consumer(parent, child, room, need(child))
+        initplans = [child for child in parent.children if _kind(child) == _INITPLAN]
+        if not initplans:
+            continue
+        referring = [
+            n for n in parent.walk() if any(_ANY_REFERENCE.search(t) for t in _expressions(n))
+        ]
+        mentions: dict[str, list[PlanNode]] = {}
+        for child in initplans:
+            consumer = _initplan_consumer(parent, child, room, need(child), referring, mentions)
             time_left[id(consumer)] -= child.inclusive_ms
             _subtract(blocks_left[id(consumer)], _work(child))
 
     # Then CTEs, into their scans, fullest scan first.
     for parent in nodes:
-        for child in parent.children:
-            if _kind(child) != _CTE:
-                continue
+        ctes = [child for child in parent.children if _kind(child) == _CTE]
+        if not ctes:
+            continue
+        scans_named: dict[str | None, list[PlanNode]] = {}
+        for n in parent.walk():
+            if n.node_type == "CTE Scan":
+                scans_named.setdefault(n.cte_name, []).append(n)
+        for child in ctes:
             own = {id(n) for n in child.walk()}
             name = (child.subplan_name or "")[4:]
-            scans = [
-                n
-                for n in parent.walk()
-                if n.node_type == "CTE Scan" and n.cte_name == name and id(n) not in own
-            ]
+            scans = [n for n in scans_named.get(name, []) if id(n) not in own]
             scans.sort(key=room, reverse=True)  # stable: pre-order among equals
             remaining = child.inclusive_ms
             for scan in scans:
@@ -516,6 +524,8 @@ def _subtract(into: list[float], values: list[float]) -> None:
 
 _RETURNS = re.compile(r"\(returns\s+([^)]*)\)")
 _INITPLAN_NUMBER = re.compile(r"^InitPlan\s+(\d+)")
+#: What every pattern of :func:`_initplan_reference` needs: ``$n`` or ``InitPlan n``.
+_ANY_REFERENCE = re.compile(r"\$\d|\bInitPlan \d")
 _NOT_EXPRESSIONS = frozenset(
     {
         "Node Type",
@@ -537,26 +547,34 @@ def _initplan_consumer(
     initplan: PlanNode,
     room: Callable[[PlanNode], float],
     need: float,
+    referring: list[PlanNode],
+    mentions: dict[str, list[PlanNode]],
 ) -> PlanNode:
-    """The node whose own time holds the InitPlan's (rules in the module docstring)."""
+    """The node whose own time holds the InitPlan's (rules in the module docstring).
+
+    ``referring``: the nodes under ``parent``, in pre-order, that mention any parameter or
+    InitPlan (:data:`_ANY_REFERENCE`); the candidates are among them. ``mentions`` caches,
+    per reference pattern, the nodes that match it (InitPlans of one name share it)."""
     if parent.node_type in _GATHER_TYPES:
         return parent
     pattern = _initplan_reference(initplan.subplan_name)
     if pattern is None:
         return parent
     own = {id(n) for n in initplan.walk()}
-    candidates = [
-        n
-        for n in parent.walk()
-        if id(n) not in own and any(pattern.search(text) for text in _expressions(n))
-    ]
-    if not candidates:
-        return parent
+    if pattern.pattern not in mentions:
+        mentions[pattern.pattern] = [
+            n for n in referring if any(pattern.search(text) for text in _expressions(n))
+        ]
     tolerance = max(0.005, 0.01 * need)
-    for candidate in candidates:
+    fullest: PlanNode | None = None  # the first of those with the most room
+    for candidate in mentions[pattern.pattern]:
+        if id(candidate) in own:
+            continue
         if room(candidate) >= need - tolerance:
             return candidate
-    return max(candidates, key=room)
+        if fullest is None or room(candidate) > room(fullest):
+            fullest = candidate
+    return parent if fullest is None else fullest
 
 
 def _initplan_reference(subplan_name: str | None) -> re.Pattern[str] | None:

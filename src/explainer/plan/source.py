@@ -188,7 +188,9 @@ _TEXT_ROOT = re.compile(
     rf"^\s*(Parallel |Partial |Finalize |Async )?({_NODE_NAMES})(\s+on\s|\s+using\s|\s*$)"
 )
 _BORDER_LEFT = re.compile(r"^\s*[|│║┃]")
-_MARK_RIGHT = re.compile(r"\s*[+↵|│║┃]\s*$")
+# (?<!\s) here, possessive \s*+ in _RECORD*: each run of spaces is tried once, not from
+# each of its characters (quadratic: seconds for a line holding 20,000 spaces).
+_MARK_RIGHT = re.compile(r"(?<!\s)\s*[+↵|│║┃]\s*$")
 
 
 def _plan_start(lines: list[str]) -> int | None:
@@ -291,8 +293,8 @@ def _unquote(lines: list[str]) -> list[str]:
     return lines
 
 
-_RECORD = re.compile(r"^\s*[|│║]?\s*[-─═]\[ RECORD \d+ \][-─═+┐┤╗╣|│║ ]*$")
-_RECORD_FIELD = re.compile(r"^\s*([|│║]\s)?(QUERY PLAN\s*|\s*)[|│║] ?")
+_RECORD = re.compile(r"^\s*+[|│║]?\s*[-─═]\[ RECORD \d+ \][-─═+┐┤╗╣|│║ ]*$")
+_RECORD_FIELD = re.compile(r"^\s*+([|│║]\s)?(QUERY PLAN\s*|\s*)[|│║] ?")
 
 
 def _drop_expanded_records(lines: list[str]) -> list[str]:
@@ -339,7 +341,7 @@ def _before_footer(lines: list[str], start: int) -> list[str]:
 _SEPARATOR = re.compile(r"^[\s\-+=─━═│║┃┌┐└┘├┤┬┴┼╔╗╚╝╠╣╦╩╬╒╓╕╖╘╙╛╜╞╟╡╢╤╥╧╨╪╫╭╮╯╰┏┓┗┛┣┫┳┻╋]*$")
 _SEPARATOR_RUN = re.compile(r"[-─━═]{3}")
 _BORDER_RIGHT = re.compile(r"\s?[|│║┃]\s*$")
-_CONTINUATION = re.compile(r"\s*[+↵]$")
+_CONTINUATION = re.compile(r"(?<!\s)\s*[+↵]$")
 
 
 def _strip_frames(lines: list[str]) -> list[str]:

@@ -67,9 +67,13 @@ def yaml_to_document(text: str) -> Any:
         problem = exc.problem or "syntax error"
         raise PlanParseError(f"{_NOT_A_PLAN}: invalid YAML{where}: {problem}") from exc
     except yaml.YAMLError as exc:
-        raise PlanParseError(f"{_NOT_A_PLAN}: invalid YAML ({exc})") from exc
+        # A ReaderError (a control character) says where on a second line: keep one.
+        reason = " ".join(str(exc).split())
+        raise PlanParseError(f"{_NOT_A_PLAN}: invalid YAML ({reason})") from exc
     except RecursionError as exc:
         raise PlanParseError(f"{_NOT_A_PLAN}: YAML nested too deeply") from exc
+    except ValueError as exc:  # the int constructor refuses 4300+ digits
+        raise PlanParseError(f"{_NOT_A_PLAN}: the YAML holds a number too long to read") from exc
     return _json_like(value)
 
 
@@ -144,7 +148,10 @@ def xml_to_document(text: str) -> dict[str, Any]:
             f"{_NOT_A_PLAN}: invalid XML at line {line} column {column + 1}: {reason}"
         ) from exc
     query = _find_query(root)
-    document = _element_object(query)
+    try:
+        document = _element_object(query)
+    except RecursionError as exc:
+        raise PlanParseError(f"{_NOT_A_PLAN}: XML nested too deeply") from exc
     if "Plan" not in document:
         raise PlanParseError(
             f"{_NOT_A_PLAN}: the XML has no <Plan> element; paste the output of "
@@ -227,5 +234,7 @@ def _typed(text: str) -> Any:
     if text == "false":
         return False
     if _NUMBER.fullmatch(text):
-        return float(text) if "." in text else int(text)
+        if "." in text or len(text) > 300:  # int() refuses 4300+ digits; no plan has 300
+            return float(text)
+        return int(text)
     return text

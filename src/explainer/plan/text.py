@@ -77,7 +77,8 @@ _ACTUAL = re.compile(
 )
 _NEVER = re.compile(r"\(never\s+executed\)")
 #: Where the figures of a node line begin.
-_FIGURES_START = re.compile(r"\s*\((?:cost=|actual[\s)]|never\s+executed\))")
+# (?<!\s): tried once per run of spaces, not from each space (quadratic on long runs).
+_FIGURES_START = re.compile(r"(?<!\s)\s*\((?:cost=|actual[\s)]|never\s+executed\))")
 _ARROW = re.compile(r"^(\s*)->\s*")
 #: A root node line: a name then its figures (possibly cut by wrapping).
 _ROOT_START = re.compile(r"^\s*[A-Z][^:]*?\s*\((?:cost=|actual[\s)=]|never\s)")
@@ -95,7 +96,7 @@ _TIMING_NOISE = re.compile(r"^\s*[^\W\d]+\s?:\s*[\d.,]+\s*ms\s*$")
 _PROMPT = re.compile(r"^\S+[=(~-][#>]\s")
 _COMMAND_TAG = re.compile(r"^[A-Z]+(?: [A-Z]+)*(?: \d+)*;?$")
 #: Two or more spaces before "Key:" separate the parts of a compound line.
-_SEGMENT_SPLIT = re.compile(r"\s{2,}(?=[A-Z][A-Za-z -]*:)")
+_SEGMENT_SPLIT = re.compile(r"(?<!\s)\s{2,}(?=[A-Z][A-Za-z -]*:)")
 
 
 def _number(text: str) -> int | float:
@@ -104,8 +105,8 @@ def _number(text: str) -> int | float:
 
 
 def _kilobytes(text: str) -> int | float:
-    match = re.search(rf"({_NUM})\s*kB", text)
-    return _number(match.group(1)) if match else _number(re.sub(r"[^\d.]", "", text) or "0")
+    match = re.search(rf"({_NUM})\s*kB", text) or re.search(rf"({_NUM})", text)
+    return _number(match.group(1)) if match else 0
 
 
 def _split_top_level(text: str, separator: str = ",") -> list[str]:
@@ -392,7 +393,7 @@ def _buffers(target: JsonDict, key: str, value: str, node_type: str) -> None:
         scope = words[0].title()
         for word in words[1:]:
             name, _, count = word.partition("=")
-            if count.isdigit():
+            if count.isdecimal():  # not isdigit(): int() refuses "²"
                 target[f"{scope} {name.title()} Blocks"] = int(count)
 
 
@@ -466,7 +467,7 @@ def _batches(target: JsonDict, key: str, value: str, node_type: str) -> None:
     if node_type == "Hash":
         _hash_batches(target, key, value, node_type)
     else:
-        target["HashAgg Batches"] = _number(value) if value.isdigit() else value
+        target["HashAgg Batches"] = _number(value) if value.isdecimal() else value
 
 
 _GROUP_SPACE = re.compile(rf"(Average|Peak) (Memory|Disk): ({_NUM})kB")
@@ -544,6 +545,11 @@ _COMPOUND_KEYS = frozenset(
 )
 
 
+#: Keys the builder fills with lists of its own: a "Plans: x" line (garbage: PostgreSQL
+#: prints no such line) must not set them to text, which the next child would not fit.
+_STRUCTURE_KEYS = frozenset({"Plans", "Workers", "Target Tables", "Unparsed Lines"})
+
+
 def _split_key(text: str) -> tuple[str, str] | None:
     match = _KEY.match(text)
     if match is None:
@@ -557,10 +563,12 @@ def _apply_node_line(target: JsonDict, text: str, node_type: str) -> bool:
     if pair is None:
         return False
     key, value = pair
+    if key in _STRUCTURE_KEYS:
+        return False
     if key in _COMPOUND_KEYS:
         for segment in _SEGMENT_SPLIT.split(text):
             part = _split_key(segment.strip())
-            if part is not None:
+            if part is not None and part[0] not in _STRUCTURE_KEYS:
                 _NODE_PARSERS.get(part[0], _text)(target, part[0], part[1], node_type)
         return True
     _NODE_PARSERS.get(key, _text)(target, key, value, node_type)
@@ -570,7 +578,8 @@ def _apply_node_line(target: JsonDict, text: str, node_type: str) -> bool:
 # --------------------------------------------------------------------------------------
 # Plan-level sections: JIT, Planning, Serialization, Settings, Triggers
 
-_JIT_TIMING = re.compile(rf"(\w+) ({_NUM}) ms(?: \(Deform ({_NUM}) ms\))?")
+# (?<!\w): tried once per word, not from each of its characters (quadratic on long ones).
+_JIT_TIMING = re.compile(rf"(?<!\w)(\w+) ({_NUM}) ms(?: \(Deform ({_NUM}) ms\))?")
 
 
 def _apply_jit_line(jit: JsonDict, text: str) -> None:
@@ -921,10 +930,12 @@ class _Builder:
             first["Parent Relationship"] = "SubPlan" if header.startswith("SubPlan") else "InitPlan"
             first["Subplan Name"] = header
         else:
-            ordinary = sum(
-                1 for c in children if c.get("Parent Relationship") not in ("InitPlan", "SubPlan")
+            # any(), not a count: only "first ordinary child or not" matters, and counting
+            # made a node with thousands of children (partitions) quadratic.
+            ordinary = any(
+                c.get("Parent Relationship") not in ("InitPlan", "SubPlan") for c in children
             )
-            first["Parent Relationship"] = _child_relationship(parent, ordinary)
+            first["Parent Relationship"] = _child_relationship(parent, int(ordinary))
         rest = dict(node)
         node.clear()
         node.update(first)
@@ -1031,7 +1042,12 @@ def text_to_document(text: str) -> JsonDict:
     """
     builder = _Builder()
     for line in _logical_lines(text):
-        builder.feed(line)
+        try:
+            builder.feed(line)
+        except ValueError as exc:
+            # A figure no PostgreSQL prints: int() refuses 4300+ digits, float() "1.2.3".
+            shown = line.text if len(line.text) <= 60 else line.text[:57] + "..."
+            raise PlanParseError(f"{_NOT_A_PLAN}: a figure cannot be read in {shown!r}") from exc
     return builder.finish()
 
 
