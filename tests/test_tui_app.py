@@ -31,6 +31,7 @@ from explainer.report import DatabaseInfo, QueryReport, Report
 from explainer.rules import Finding, Severity
 from explainer.tui.app import ExplainerApp, WorkbenchCommands
 from explainer.tui.screens.connect import ConnectScreen
+from explainer.tui.screens.export import ExportScreen
 from explainer.tui.screens.help import HelpScreen
 from explainer.tui.screens.paste import PasteScreen
 from explainer.tui.screens.query import QueryScreen
@@ -88,7 +89,7 @@ def shop_dsn(db_dsn: str) -> str:
 
 @synchronously
 async def test_a_log_fills_the_workload_and_a_query_shows_its_plan_and_fix(
-    shop_dsn: str,
+    shop_dsn: str, tmp_path: Path
 ) -> None:
     workbench = Workbench(shop_dsn, options=AnalyzeOptions(verify="rollback"))
     app = ExplainerApp(workbench, logs=[SHOP_LOG])
@@ -153,6 +154,20 @@ async def test_a_log_fills_the_workload_and_a_query_shows_its_plan_and_fix(
         } <= rows
         await pilot.press("escape")
         assert app.screen is app.workload_screen
+
+        # And the export writes the migration, the script and the report.
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        folder = tmp_path / "fixes"
+        app.screen.query_one("#folder", Input).value = str(folder)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        written = {path.name for path in folder.iterdir()}
+        assert {"migration_add_indexes.py", "indexes.sql", "report.md", "report.json"} <= written
+        assert served.candidate.name in (folder / "indexes.sql").read_text()
 
 
 @synchronously
