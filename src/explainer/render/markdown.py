@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from explainer.advise.indexes import format_size
 from explainer.advise.model import IndexCandidate
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
@@ -26,6 +25,7 @@ from explainer.render.phrases import (
 from explainer.render.sql import index_sql, suggestion_sql
 from explainer.render.sqlalchemy import ModelIndexSuggestion, imports, index_declaration
 from explainer.report import OrmReport, Report
+from explainer.units import format_size
 
 
 def _fence(language: str, text: str) -> list[str]:

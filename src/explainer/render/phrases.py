@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from explainer.advise.consolidate import IndexFacts, QuerySaving
-from explainer.advise.indexes import format_size
 from explainer.advise.model import Evidence, IndexCandidate
 from explainer.advise.regressions import Regression
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
 from explainer.render.sqlalchemy import ModelIndexSuggestion, model_index_suggestion
+from explainer.units import format_size
 
 METHOD_WORDS = {
     "rollback": "measured with the index built in a rolled-back transaction",

@@ -8,7 +8,6 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from explainer.advise.indexes import format_size
 from explainer.advise.model import IndexCandidate
 from explainer.orm.loaders import Alternative
 from explainer.orm.models import ModelMap
@@ -34,6 +33,7 @@ from explainer.render.sql import index_sql, suggestion_sql
 from explainer.render.sqlalchemy import index_declaration, table_args_declaration
 from explainer.report import OrmReport, QueryReport, Report
 from explainer.rules import Severity
+from explainer.units import format_size
 
 _SEVERITY_STYLE = {Severity.HIGH: "bold red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"}
 

@@ -7,6 +7,8 @@ order here never decides which finding comes first in a report.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from explainer.plan import Plan
 from explainer.rules import node_rules, plan_rules, seqscan
 from explainer.rules.model import (
@@ -43,9 +45,12 @@ def rule_by_id(rule_id: str) -> Rule:
 def run_rules(plan: Plan, context: RuleContext | None = None) -> list[Finding]:
     """All findings for a plan, the ones that could save the most time first."""
     context = context or RuleContext()
-    findings = [finding for rule in RULES for finding in rule.check(plan, context)]
-    findings.sort(key=lambda f: (-f.potential_ms, -f.severity.rank, f.rule))
-    return findings
+    return ranked([finding for rule in RULES for finding in rule.check(plan, context)])
+
+
+def ranked(findings: Iterable[Finding]) -> list[Finding]:
+    """Findings in the report's order: the ones that could save the most time first."""
+    return sorted(findings, key=lambda f: (-f.potential_ms, -f.severity.rank, f.rule))
 
 
 __all__ = [
@@ -55,6 +60,7 @@ __all__ = [
     "RuleContext",
     "Severity",
     "TableFacts",
+    "ranked",
     "rule_by_id",
     "run_rules",
     "severity_for_share",

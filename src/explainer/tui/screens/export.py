@@ -23,13 +23,13 @@ from textual.widgets import Button, Footer, Input, Label, SelectionList, Static,
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
-from explainer.advise.indexes import format_size
 from explainer.advise.model import Evidence, IndexSuggestion
 from explainer.advise.removals import IndexRemoval
 from explainer.errors import ExplainerError
 from explainer.export import Exported, ExportOptions, export_report
 from explainer.render.phrases import format_ms
 from explainer.report import Report
+from explainer.units import format_size
 
 #: The folder offered first, relative to where the app was started.
 DEFAULT_FOLDER = "./explainer-export"

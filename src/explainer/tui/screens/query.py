@@ -35,7 +35,7 @@ from explainer.render.plan import comparison_headline
 from explainer.render.sql import index_sql
 from explainer.render.sqlalchemy import imports, index_declaration, table_args_declaration
 from explainer.report import QueryReport, Report
-from explainer.rules import Finding
+from explainer.rules import ranked
 from explainer.tui.screens.compare import CompareScreen
 from explainer.tui.widgets.copy import copy_text
 from explainer.tui.widgets.plan_tree import SEVERITY_STYLE, PlanTree
@@ -57,11 +57,6 @@ def formatted_sql(sql: str) -> str:
         # pglast raises its own ParseError, and may fail to deparse exotic syntax: the
         # statement as logged is still worth showing.
         return sql
-
-
-def ranked(findings: list[Finding]) -> list[Finding]:
-    """The findings, the ones that could save the most time first (as ``run_rules``)."""
-    return sorted(findings, key=lambda f: (-f.potential_ms, -f.severity.rank, f.rule))
 
 
 @dataclass(frozen=True, slots=True)
