@@ -53,6 +53,12 @@ class CapturedQuery:
     observed_plan: object | None = None
     """The plan auto_explain logged for this execution: a JSON document (dict) or the
     plan text, as logged."""
+    location: str | None = None
+    """The application line that ran the statement, ``path:line`` (the in-app capture's
+    call site: the first frame outside SQLAlchemy and the standard library)."""
+    request: str | None = None
+    """The application's request id when the in-app capture was given one: requests,
+    not connections, tell a cache's hits apart from a loop's repeats."""
 
     def __init__(
         self,
@@ -70,6 +76,8 @@ class CapturedQuery:
         transaction: str | None = None,
         application: str | None = None,
         observed_plan: object | None = None,
+        location: str | None = None,
+        request: str | None = None,
     ) -> None:
         self.sql = sql
         self.duration_ms = duration_ms
@@ -85,6 +93,8 @@ class CapturedQuery:
         self.transaction = transaction
         self.application = application
         self.observed_plan = observed_plan
+        self.location = location
+        self.request = request
 
     def __reduce__(self) -> tuple[type[CapturedQuery], tuple[object, ...]]:
         """Pickled as a constructor call: a compiled (mypyc) instance has neither
@@ -107,6 +117,8 @@ class CapturedQuery:
                 self.transaction,
                 self.application,
                 self.observed_plan,
+                self.location,
+                self.request,
             ),
         )
 
