@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from explainer.capture import csvlog, jsonlog, pgss, sqlalchemy_log, syslog
+from explainer.capture import app_jsonl, csvlog, jsonlog, pgss, sqlalchemy_log, syslog
 from explainer.capture.model import CapturedQuery, CaptureStats
 from explainer.capture.pglog import PgLogReader, read_lines, read_pg_log
 from explainer.capture.pglog import sniff as sniff_pg_log
@@ -27,12 +28,32 @@ __all__ = [
     "CapturedQuery",
     "InputFormat",
     "PgLogReader",
+    "capturing",
+    "install",
     "open_input",
     "read_input",
     "read_pg_log",
     "read_sql_text",
+    "request",
+    "request_id",
     "split_statements",
 ]
+
+# The in-app capture (explainer.capture.hook) is imported on first use: see __getattr__.
+if TYPE_CHECKING:
+    from explainer.capture.hook import capturing, install, request, request_id
+
+_HOOK_NAMES = frozenset({"capturing", "install", "request", "request_id"})
+
+
+def __getattr__(name: str) -> object:
+    """The in-app capture's entry points, imported when first asked for: reading logs
+    never needs them, and an application that installs the hook imports only it."""
+    if name in _HOOK_NAMES:
+        from explainer.capture import hook
+
+        return getattr(hook, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 Reader = Callable[[str], tuple[list[CapturedQuery], CaptureStats]]
 StreamReader = Callable[
@@ -99,6 +120,15 @@ def _server_log(
 _STDERR = _server_log("PostgreSQL stderr log", "stderr", sniff_pg_log, ("stderr",))
 
 FORMATS: tuple[InputFormat, ...] = (
+    # First: its records are JSON objects, which the jsonlog sniff must not be asked about.
+    InputFormat(
+        app_jsonl.FORMAT_NAME,
+        app_jsonl.sniff,
+        app_jsonl.read_app_capture_file,
+        aliases=app_jsonl.ALIASES,
+        read_stream=app_jsonl.read_app_capture_stream,
+        extensions=app_jsonl.EXTENSIONS,
+    ),
     _server_log("PostgreSQL csvlog", "csvlog", csvlog.sniff, ("csvlog", "csv"), (".csv",)),
     _server_log(
         "PostgreSQL jsonlog", "jsonlog", jsonlog.sniff, ("jsonlog", "json", "cloudsql", "cnpg")
@@ -205,7 +235,8 @@ def _detect(
         raise InputError(
             f"cannot read {source}: a log format explainer does not read yet "
             "(it reads PostgreSQL stderr, syslog, csvlog and jsonlog logs, "
-            "pg_stat_statements exports, SQLAlchemy engine logs and SQL)"
+            "pg_stat_statements exports, SQLAlchemy engine logs, explainer's in-app "
+            "capture and SQL)"
         )
     return None
 
