@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from mypy_extensions import mypyc_attr
 
+from explainer.capture.activity import ConnectionActivity
+
 
 # acyclic: a record refers to no object that refers back to it, so the compiled class
 # leaves it out of the cycle collector (millions of them are alive while a log is read).
@@ -133,11 +135,14 @@ class CaptureStats:
     """Pieces of input that could have been queries but were not used."""
     skip_reasons: dict[str, int] = field(default_factory=dict)
     """Reason -> count; the counts add up to ``skipped``."""
+    activity: ConnectionActivity = field(default_factory=ConnectionActivity)
+    """Connections opened and closed (server log) and pool events (in-app capture)."""
 
     def merge(self, other: CaptureStats) -> None:
         """Add the counts of ``other`` (another input, or a part of this one)."""
         self.lines_read += other.lines_read
         self.queries += other.queries
+        self.activity.merge(other.activity)
         for reason, count in other.skip_reasons.items():
             self.skip(reason, count)
 

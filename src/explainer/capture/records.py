@@ -42,6 +42,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from explainer.capture.activity import record_connection
 from explainer.capture.auto_explain import parse_plan_message
 from explainer.capture.model import CapturedQuery, CaptureStats
 
@@ -450,7 +451,20 @@ class StatementAssembler:
                 return
             self._timed(session, record, ms, statement.group(1), statement.group(2))
             return
-        if message.startswith(("disconnection:", "connection received:")):
+        if message.startswith(("disconnection:", "connection ")):
+            # Connection activity (log_connections/log_disconnections), for pooling advice.
+            record_connection(
+                self.stats.activity,
+                record.session,
+                message,
+                record.timestamp,
+                record.user,
+                record.database,
+            )
+            if message.startswith("connection ") and not message.startswith(
+                "connection received:"
+            ):
+                return
             # The backend ended (or a new one took its pid): nothing more will come.
             self._release(session)
             if session.awaiting is not None:

@@ -39,6 +39,13 @@ The source
     source is itself a burst (authors -> books -> reviews), the finding is *nested*: its
     loader option is chained after its parent's.
 
+Where in the application
+    With the in-app capture (``explainer.capture.install``), every statement carries the
+    application line that ran it: a finding's :attr:`NPlusOne.location` is the line most
+    of its lookups ran from (the loop touching the relationship) and
+    :attr:`NPlusOne.source_location` the line that ran the source query (where the loader
+    option goes). From logs both are None.
+
 Not flagged
     Runs of one value repeated (the same query with the same parameters: a different
     pattern, reuse the result), fewer than ``min_count`` different values, and the
@@ -112,6 +119,11 @@ class Burst:
     span_ms: int | None
     """From the source's log time to the last lookup's, when the log has times: the
     wall-clock cost of the loop, round trips included (what a user waits for)."""
+    location: str | None = None
+    """The application line (``path:line``) that ran most of the lookups, when the input
+    has call sites (the in-app capture): the loop."""
+    source_location: str | None = None
+    """The application line that ran the source query."""
 
 
 @dataclass
@@ -167,6 +179,19 @@ class NPlusOne:
         trace keeps no per-statement duration); None when the log has no durations."""
         mean = self.repeated.mean_ms
         return None if mean is None else mean * self.executions
+
+    @property
+    def location(self) -> str | None:
+        """The loop: the call site of most of the lookups, over all occurrences (``path:line``,
+        from the in-app capture; None from logs)."""
+        return _most_common([(b.location, b.executions) for b in self.bursts]) or (
+            self.repeated.location
+        )
+
+    @property
+    def source_location(self) -> str | None:
+        """Where the parent rows were read: the source query's call site, when captured."""
+        return _most_common([(b.source_location, 1) for b in self.bursts]) or (self.source.location)
 
     @property
     def option(self) -> str:
@@ -375,10 +400,26 @@ def _bursts(
                 span = None if at_source is None or at_last is None else at_last - at_source
                 burst = Burst(
                     trace.session, transaction, source_step, run[0], run[-1], len(run),
-                    distinct, span,
+                    distinct, span, _site(trace, run), trace.site_of(source_step),
                 )  # fmt: skip
                 yield shape, source, burst
             i = j
+
+
+def _site(trace: SessionTrace, steps: list[int]) -> str | None:
+    """The call site most of ``steps`` ran from (None without call sites)."""
+    if trace.sites is None:
+        return None
+    return _most_common([(trace.site_of(step), 1) for step in steps])
+
+
+def _most_common(weighted: list[tuple[str | None, int]]) -> str | None:
+    """The value with the largest total weight, the first seen among equals; None if none."""
+    totals: dict[str, int] = {}
+    for value, weight in weighted:
+        if value is not None:
+            totals[value] = totals.get(value, 0) + weight
+    return max(totals, key=lambda value: totals[value]) if totals else None
 
 
 def _source_step(

@@ -138,6 +138,9 @@ class OrmFinding:
     """What the SQL cannot show, which decides whether the rewrite applies."""
     defined_at: str | None = None
     """``file:line`` of the class (or of the attribute's declaration), with models."""
+    location: str | None = None
+    """The application line that ran the flagged shape most often (``path:line``), when
+    the input has call sites (the in-app capture)."""
 
 
 def detect_patterns(
@@ -169,6 +172,9 @@ def detect_patterns(
         findings.extend(_in_lists(statement, group, context))
     findings.extend(_write_bursts(context))
     findings.extend(_repeats(context))
+    for finding in findings:
+        if finding.location is None and finding.shapes:
+            finding.location = finding.shapes[0].location
     return sorted(
         findings,
         key=lambda f: (f.database_ms is None, -(f.database_ms or 0.0), -f.executions, f.rule),

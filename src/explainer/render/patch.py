@@ -13,9 +13,17 @@ Positions are read from the file itself with :mod:`ast` at export time, not trus
 the model map: the file may have changed since the models were described, and a patch
 that does not apply is worse than none. Whatever cannot be placed safely (a file outside
 the project, a declaration written in a form the code cannot extend, a class not found)
-stays a snippet in :func:`orm_snippets`, with the reason. Loader-option rewrites are
-snippets too: a log says which statements ran, not which line of the user's code sent
-them. Only the files of the model map are ever read or patched.
+stays a snippet in :func:`orm_snippets`, with the reason. Only the files of the model
+map are ever read or patched for indexes.
+
+Loader options: a log says which statements ran, not which line of the user's code sent
+them, so from logs an N+1 rewrite is a snippet. With the in-app capture a finding knows
+the application line that ran its parent query (``source_location``); when that file is
+under the project root and the statement at that line (or the assignment of the variable
+it executes, earlier in the same function) builds ``select(Root)`` or ``.query(Root)``
+of the finding's root class, the patch appends ``.options(selectinload(Root.attr))`` to
+that call and imports the loader functions. Anything else (another form, an ambiguous
+line, a file that moved) stays a snippet naming ``file:line`` (:func:`loader_snippets`).
 """
 
 from __future__ import annotations
@@ -30,19 +38,23 @@ from pathlib import Path
 
 from explainer.advise.model import IndexCandidate
 from explainer.orm.models import MappedClass, ModelMap
+from explainer.orm.nplus1 import NPlusOne
 from explainer.render.sqlalchemy import ModelIndexSuggestion, model_index_suggestion
 from explainer.report import Report
 
-__all__ = ["model_patch", "orm_snippets"]
+__all__ = ["loader_snippets", "model_patch", "orm_snippets"]
 
 
 def model_patch(report: Report, *, root: str | Path | None = None) -> str | None:
     """The unified diff that declares the report's index suggestions in the user's models.
 
-    None when there is nothing to patch: no ``--models`` (reflected or guessed classes
-    have no file), or no suggestion on a mapped class whose declaration could be placed
-    (those are in :func:`orm_snippets`). Paths are relative to ``root`` (default: the
-    current directory, where ``--models`` was given from); files outside it are left out.
+    With call sites (the in-app capture), the same diff also adds each N+1 finding's
+    loader option where its parent query is built, when it can be placed (see the module's
+    docstring). None when there is nothing to patch: no ``--models`` (reflected or guessed
+    classes have no file) and no loader option placed, or no suggestion on a mapped class
+    whose declaration could be placed (those are in :func:`orm_snippets`). Paths are
+    relative to ``root`` (default: the current directory, where ``--models`` was given
+    from, and where the application ran); files outside it are left out.
     """
     plan = _plan(report, _base(root))
     if not plan.files:
@@ -62,24 +74,10 @@ def orm_snippets(report: Report, *, root: str | Path | None = None) -> str:
         lines += ["## Model changes to make by hand", ""]
         for item in plan.left_out:
             lines += _left_out_snippet(item)
-    nplus1 = [f for f in report.orm.nplus1 if f.rewrite is not None]
-    nested = {id(child) for f in report.orm.nplus1 for child in f.nested}
-    roots = [f for f in nplus1 if id(f) not in nested]
+    placed = {id(loader.finding) for loader in plan.loaders}
+    roots = [f for f in _loader_roots(report) if id(f) not in placed]
     if roots:
-        lines += [
-            "## Loader-option rewrites",
-            "",
-            "_Where the query is written is not known from the log: change the statement "
-            "that reads the root class's rows._",
-            "",
-        ]
-        for finding in roots:
-            rewrite = finding.rewrite
-            assert rewrite is not None  # filtered above
-            lines += [f"### `{finding.relationship_name}` -> `{finding.strategy}`", ""]
-            if rewrite.defined_at:
-                lines += [f"Relationship declared at `{rewrite.defined_at}`.", ""]
-            lines += _before_after(rewrite.imports, rewrite.before, rewrite.after)
+        lines += ["## Loader-option rewrites", "", *_loader_lines(roots, plan)]
     if report.orm.patterns:
         lines += ["## Other ORM rewrites", ""]
         for pattern in report.orm.patterns:
@@ -90,6 +88,50 @@ def orm_snippets(report: Report, *, root: str | Path | None = None) -> str:
             r = pattern.rewrite
             lines += _before_after(r.imports, r.before, r.after)
     return "\n".join(lines).rstrip("\n") + "\n" if lines else ""
+
+
+def loader_snippets(report: Report, *, root: str | Path | None = None) -> str:
+    """Markdown: the N+1 loader options :func:`model_patch` could not place although the
+    application line to change is known (in-app capture), each with why. Empty when there
+    is none (from logs: the line is not known, and ``report.md`` has the rewrites)."""
+    plan = _plan(report, _base(root))
+    placed = {id(loader.finding) for loader in plan.loaders}
+    roots = [f for f in _loader_roots(report) if f.source_location and id(f) not in placed]
+    if not roots:
+        return ""
+    return "\n".join(["# Loader options", "", *_loader_lines(roots, plan)]).rstrip("\n") + "\n"
+
+
+def _loader_roots(report: Report) -> list[NPlusOne]:
+    """The N+1 findings whose rewrite is to be applied: those no other finding nests (a
+    root's options load its nested relationships too)."""
+    nested = {id(child) for f in report.orm.nplus1 for child in f.nested}
+    return [f for f in report.orm.nplus1 if f.rewrite is not None and id(f) not in nested]
+
+
+def _loader_lines(roots: list[NPlusOne], plan: _Plan) -> list[str]:
+    why = {id(item.finding): item.reason for item in plan.loaders_left_out}
+    lines: list[str] = []
+    if not any(f.source_location for f in roots):
+        lines += [
+            "_Where the query is written is not known from the log: change the statement "
+            "that reads the root class's rows._",
+            "",
+        ]
+    for finding in roots:
+        rewrite = finding.rewrite
+        assert rewrite is not None  # _loader_roots keeps only those
+        lines += [f"### `{finding.relationship_name}` -> `{finding.strategy}`", ""]
+        if finding.source_location:
+            lines += [f"Change the statement at `{finding.source_location}`.", ""]
+            if id(finding) in why:
+                lines += [f"Not patched: {why[id(finding)]}.", ""]
+        if finding.location:
+            lines += [f"The loop that lazy-loads is at `{finding.location}`.", ""]
+        if rewrite.defined_at:
+            lines += [f"Relationship declared at `{rewrite.defined_at}`.", ""]
+        lines += _before_after(rewrite.imports, rewrite.before, rewrite.after)
+    return lines
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -113,6 +155,8 @@ class _FileChange:
     edits: list[_Edit] = field(default_factory=list)
     #: sqlalchemy names the new declarations use (``Index``, ``text``...), for one import.
     needed: set[str] = field(default_factory=set)
+    #: sqlalchemy.orm names the loader options use (``selectinload``...).
+    needed_orm: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -122,10 +166,22 @@ class _LeftOut:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Loader:
+    """An N+1 finding's loader option, placed in (or kept from) an application file."""
+
+    finding: NPlusOne
+    reason: str = ""
+
+
 @dataclass
 class _Plan:
     files: list[_FileChange] = field(default_factory=list)
     left_out: list[_LeftOut] = field(default_factory=list)
+    loaders: list[_Loader] = field(default_factory=list)
+    """Loader options the patch adds."""
+    loaders_left_out: list[_Loader] = field(default_factory=list)
+    """Findings with a source line whose option could not be placed, with why."""
 
 
 def _base(root: str | Path | None) -> Path:
@@ -142,24 +198,35 @@ def _suggest(candidate: IndexCandidate, mapped: MappedClass) -> ModelIndexSugges
 def _plan(report: Report, base: Path) -> _Plan:
     plan = _Plan()
     models = report.orm.user_models
-    if models is None:
-        return plan
-    # Per class: its column changes and its __table_args__ entries, in report order.
-    by_class: dict[str, tuple[MappedClass, list[IndexCandidate]]] = {}
-    for suggestion in report.suggestions:
-        candidate = suggestion.candidate
-        mapped = models.for_table(candidate.table, candidate.schema)
-        if mapped is None:
-            plan.left_out.append(_LeftOut(candidate, None, "no class of your models maps it"))
-            continue
-        by_class.setdefault(mapped.qualified_table, (mapped, []))[1].append(candidate)
     files: dict[str, _FileChange] = {}
-    for mapped, candidates in by_class.values():
-        _plan_class(plan, files, models, mapped, candidates, base)
+    if models is not None:
+        # Per class: its column changes and its __table_args__ entries, in report order.
+        by_class: dict[str, tuple[MappedClass, list[IndexCandidate]]] = {}
+        for suggestion in report.suggestions:
+            candidate = suggestion.candidate
+            mapped = models.for_table(candidate.table, candidate.schema)
+            if mapped is None:
+                plan.left_out.append(_LeftOut(candidate, None, "no class of your models maps it"))
+                continue
+            by_class.setdefault(mapped.qualified_table, (mapped, []))[1].append(candidate)
+        for mapped, candidates in by_class.values():
+            _plan_class(plan, files, models, mapped, candidates, base)
+    for finding in _loader_roots(report):
+        if finding.source_location:
+            _plan_loader(plan, files, finding, base)
     for change in files.values():
-        imports = _import_edit(change) if change.needed else None
-        if imports is not None:
-            change.edits.append(imports)
+        imports = [
+            edit
+            for module, names in (
+                ("sqlalchemy", change.needed),
+                ("sqlalchemy.orm", change.needed_orm),
+            )
+            if names and (edit := _import_edit(change, module, names)) is not None
+        ]
+        if len(imports) == 2 and imports[0].start == imports[1].start == imports[1].end + 1:
+            # Two new lines at one place: one edit, in isort's order (sqlalchemy first).
+            imports = [_Edit(imports[0].start, imports[0].end, imports[0].lines + imports[1].lines)]
+        change.edits += imports
         if change.edits:
             plan.files.append(change)
     plan.files.sort(key=lambda c: c.relative)
@@ -246,6 +313,133 @@ def _plan_class(
         return
     change.edits.append(edit)
     change.needed.update(_needed(table_args_model.code))
+
+
+def _plan_loader(plan: _Plan, files: dict[str, _FileChange], finding: NPlusOne, base: Path) -> None:
+    """Add the finding's loader option to the call that builds its parent query."""
+    rewrite = finding.rewrite
+    assert rewrite is not None and finding.source_location is not None
+
+    def leave(why: str) -> None:
+        plan.loaders_left_out.append(_Loader(finding, why))
+
+    name, _, number = finding.source_location.rpartition(":")
+    if not name or not number.isdigit():
+        leave(f"{finding.source_location} is not a file and line")
+        return
+    line = int(number)
+    path = (base / name).resolve()
+    relative = os.path.relpath(path, base)
+    if relative.startswith(".."):
+        leave(f"{name} is outside {base}")
+        return
+    change = files.get(str(path))
+    if change is None:
+        try:
+            text = path.read_bytes().decode("utf-8")
+            ast.parse(text)
+        except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as error:
+            leave(f"cannot read {name}: {getattr(error, 'strerror', None) or error}")
+            return
+        change = _FileChange(path, Path(relative).as_posix(), _lines(text))
+        files[str(path)] = change
+    tree = ast.parse("".join(change.original))
+    call = _query_call(tree, line, rewrite.root_class)
+    if isinstance(call, str):
+        leave(call)
+        return
+    end_line, end_col = call.end_lineno, call.end_col_offset
+    if end_line is None or end_col is None:  # pragma: no cover - ast always sets them
+        leave("its position in the file is unknown")
+        return
+    original = change.original[end_line - 1]
+    raw = original.encode("utf-8")
+    added = f".options({', '.join(rewrite.options)})".encode()
+    edit = _Edit(end_line, end_line, [(raw[:end_col] + added + raw[end_col:]).decode("utf-8")])
+    if _overlaps(change, edit):
+        leave("another change already rewrites that line")
+        return
+    change.edits.append(edit)
+    change.needed_orm.update(sorted({step.strategy for step in finding.path}))
+    for child in _descendants(finding):
+        change.needed_orm.update(step.strategy for step in child.path)
+    plan.loaders.append(_Loader(finding))
+
+
+def _descendants(finding: NPlusOne) -> list[NPlusOne]:
+    found: list[NPlusOne] = []
+    for child in finding.nested:
+        found += [child, *_descendants(child)]
+    return found
+
+
+def _query_call(tree: ast.Module, line: int, root: str) -> ast.Call | str:
+    """The ``select(Root)`` / ``.query(Root)`` call of the statement at ``line``, or of the
+    variable that statement executes when it was assigned earlier in the same function;
+    a reason when there is not exactly one."""
+    statement, body = _statement_at(tree, line)
+    if statement is None:
+        return f"no statement at line {line}"
+    calls = _root_calls(statement, root)
+    if not calls:
+        names = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name)}
+        for earlier in reversed([s for s in body if s.lineno < statement.lineno]):
+            targets = [_target(earlier)] if isinstance(earlier, ast.Assign | ast.AnnAssign) else []
+            if any(t is not None and t in names for t in targets):
+                calls = _root_calls(earlier, root)
+                break
+    if len(calls) != 1:
+        found = "no" if not calls else "more than one"
+        return f"line {line} builds {found} select({root}) or query({root}) the patch can extend"
+    return calls[0]
+
+
+def _statement_at(tree: ast.Module, line: int) -> tuple[ast.stmt | None, list[ast.stmt]]:
+    """The innermost simple statement spanning ``line``, and the body list holding it."""
+    best: tuple[ast.stmt | None, list[ast.stmt]] = (None, [])
+    bodies: list[list[ast.stmt]] = [tree.body]
+    while bodies:
+        body = bodies.pop()
+        for statement in body:
+            end = statement.end_lineno or statement.lineno
+            if not statement.lineno <= line <= end:
+                continue
+            inner = [
+                value
+                for key in ("body", "orelse", "finalbody", "handlers")
+                for value in [getattr(statement, key, None)]
+                if isinstance(value, list) and value
+            ]
+            blocks = [b for b in inner if all(isinstance(s, ast.stmt) for s in b)]
+            blocks += [h.body for b in inner for h in b if isinstance(h, ast.ExceptHandler)]
+            if isinstance(statement, ast.With | ast.AsyncWith) and statement.lineno == line:
+                return statement, body  # the line of "with ...:" itself
+            if any(s.lineno <= line <= (s.end_lineno or s.lineno) for b in blocks for s in b):
+                bodies += blocks
+            else:
+                best = (statement, body)
+    return best
+
+
+def _root_calls(statement: ast.stmt, root: str) -> list[ast.Call]:
+    """``select(Root, ...)``, ``sa.select(Root)``, ``session.query(Root, ...)`` in it."""
+    found = []
+    for node in ast.walk(statement):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else None
+        if isinstance(func, ast.Attribute):
+            name = func.attr
+        if name not in ("select", "query"):
+            continue
+        first = node.args[0]
+        named = first.id if isinstance(first, ast.Name) else None
+        if isinstance(first, ast.Attribute):
+            named = first.attr
+        if named == root:
+            found.append(node)
+    return found
 
 
 def _lines(text: str) -> list[str]:
@@ -390,20 +584,21 @@ def _sort_key(name: str) -> tuple[int, str]:
     return kind, bare.lower()
 
 
-def _import_edit(change: _FileChange) -> _Edit | None:
-    """Add the names the new declarations need and the module lacks: to its single-line
-    ``from sqlalchemy import ...``, else as a line of their own after its imports."""
+def _import_edit(change: _FileChange, module: str, needed: set[str]) -> _Edit | None:
+    """Add the names of ``module`` the new code needs and the file lacks: to its
+    single-line ``from <module> import ...``, else as a line of their own after its
+    imports."""
     text = "".join(change.original)
     tree = ast.parse(text)
     newline = "\r\n" if "\r\n" in text else "\n"
     bound = _bound_names(tree)
-    missing = sorted((n for n in change.needed if n not in bound), key=_sort_key)
+    missing = sorted((n for n in needed if n not in bound), key=_sort_key)
     if not missing:
         return None
     for statement in tree.body:
         if (
             isinstance(statement, ast.ImportFrom)
-            and statement.module == "sqlalchemy"
+            and statement.module == module
             and statement.level == 0
             and statement.lineno == statement.end_lineno
             and "(" not in change.original[statement.lineno - 1]
@@ -416,7 +611,7 @@ def _import_edit(change: _FileChange) -> _Edit | None:
             ]
             merged = sorted([*names, *missing], key=_sort_key)
             rest = line[end:].rstrip("\r\n")
-            new = f"from sqlalchemy import {', '.join(merged)}{rest}{newline}"
+            new = f"from {module} import {', '.join(merged)}{rest}{newline}"
             return _Edit(statement.lineno, statement.lineno, [new])
     imports = [s for s in tree.body if isinstance(s, ast.Import | ast.ImportFrom)]
     leading = [s for s in tree.body if not _is_docstring(s)]
@@ -427,7 +622,7 @@ def _import_edit(change: _FileChange) -> _Edit | None:
         after = tree.body[0].end_lineno or tree.body[0].lineno
     if after == 0 and leading:
         after = leading[0].lineno - 1
-    line = f"from sqlalchemy import {', '.join(sorted(missing, key=_sort_key))}{newline}"
+    line = f"from {module} import {', '.join(sorted(missing, key=_sort_key))}{newline}"
     return _Edit(after + 1, after, [line])
 
 

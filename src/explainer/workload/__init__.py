@@ -50,6 +50,11 @@ class WorkloadBuilder:
         self._traces: dict[str, SessionTrace] | None = {} if keep_order else None
         self._budget = MAX_TRACE_STEPS if max_trace_steps is None else max_trace_steps
         self._untraced = 0
+        # Call sites and request ids of the traces, each text once (in-app capture only).
+        self._sites: list[str] = []
+        self._site_index: dict[str, int] = {}
+        self._requests: list[str] = []
+        self._request_index: dict[str, int] = {}
 
     def add(self, query: CapturedQuery) -> None:
         key = fingerprint(query.sql)
@@ -87,8 +92,17 @@ class WorkloadBuilder:
         self._budget -= 1
         trace = self._traces.get(query.session)
         if trace is None:
-            trace = self._traces[query.session] = SessionTrace(query.session)
+            trace = self._traces[query.session] = SessionTrace(
+                query.session, site_names=self._sites, request_names=self._requests
+            )
         trace.add(self._index[key], query.transaction, value_identity(query), query.timestamp)
+        location, request = query.location, query.request
+        if location is not None or request is not None:
+            trace.mark(
+                len(trace.steps) - 1,
+                0 if location is None else _intern(location, self._sites, self._site_index),
+                0 if request is None else _intern(request, self._requests, self._request_index),
+            )
 
     def build(self) -> Workload:
         ordered = sorted(self._shapes, key=heaviest_first)
@@ -98,7 +112,18 @@ class WorkloadBuilder:
             shapes=list(self._shapes),
             traces=self._traces or {},
             untraced=self._untraced,
+            sites=self._sites,
+            requests=self._requests,
         )
+
+
+def _intern(text: str, names: list[str], index: dict[str, int]) -> int:
+    """1 + the position of ``text`` in ``names``, appended when new (0 means none)."""
+    number = index.get(text)
+    if number is None:
+        names.append(text)
+        number = index[text] = len(names)
+    return number
 
 
 def build_workload(queries: Iterable[CapturedQuery], *, keep_order: bool = False) -> Workload:

@@ -16,6 +16,9 @@ MAX_SAMPLES = 5
 #: Distinct sessions remembered per group: enough to tell "one session" from "many",
 #: without memory that grows with a long log's backends.
 MAX_SESSIONS = 1000
+#: Distinct call sites remembered per group (in-app capture): a shape is run from a
+#: handful of lines; the bound keeps a generated-code outlier from growing memory.
+MAX_LOCATIONS = 8
 
 
 @dataclass(slots=True)
@@ -106,12 +109,40 @@ class QueryGroup:
     """Distinct sessions that ran the shape, at most :data:`MAX_SESSIONS` of them."""
     samples: list[CapturedQuery] = field(default_factory=list)
     durations: DurationSample = field(default_factory=DurationSample, repr=False)
+    locations: dict[str, int] | None = None
+    """Call sites (``path:line``) that ran the shape -> executions, at most
+    :data:`MAX_LOCATIONS` of them (the first seen); None when no record had one, so
+    groups read from logs carry nothing."""
     _example_rank: tuple[bool, float] | None = field(default=None, repr=False, compare=False)
 
     @property
     def sessions_capped(self) -> bool:
         """More sessions ran the shape than :attr:`sessions` holds."""
         return len(self.sessions) >= MAX_SESSIONS
+
+    @property
+    def location(self) -> str | None:
+        """The call site that ran the shape most often (the first seen among equals)."""
+        ranked = self.ranked_locations()
+        return ranked[0][0] if ranked else None
+
+    def ranked_locations(self) -> list[tuple[str, int]]:
+        """(call site, executions), most executions first, then in the order first seen."""
+        locations = self.locations
+        if not locations:
+            return []
+        return sorted(locations.items(), key=lambda item: -item[1])
+
+    def add_location(self, location: str, calls: int = 1) -> None:
+        """Count ``calls`` executions from ``location``, within :data:`MAX_LOCATIONS`."""
+        locations = self.locations
+        if locations is None:
+            locations = self.locations = {}
+        count = locations.get(location)
+        if count is not None:
+            locations[location] = count + calls
+        elif len(locations) < MAX_LOCATIONS:
+            locations[location] = calls
 
     @property
     def mean_ms(self) -> float | None:
@@ -172,6 +203,9 @@ class QueryGroup:
             sessions = self.sessions
             if len(sessions) < MAX_SESSIONS:
                 sessions.add(session)
+        location = query.location
+        if location is not None:
+            self.add_location(location, calls)
         current = self._example_rank
         if current is None:
             current = self._example_rank = example_rank(self.example)
@@ -230,6 +264,8 @@ class QueryGroup:
         for query in other.samples:
             self._keep_sample(query)
         self.durations.merge(other.durations)
+        for location, count in (other.locations or {}).items():
+            self.add_location(location, count)
 
 
 _PLACEHOLDER = re.compile(r"\$\d")
@@ -342,7 +378,9 @@ class SessionTrace:
     Per transaction, 8 bytes: where it starts (``tx_starts``) and its number in the session
     (``tx_numbers``, 1, 2, ...; -1 for statements outside any transaction). The driver's
     own transaction ids are not kept: one string per transaction would cost more than
-    the rest of the trace.
+    the rest of the trace. With the in-app capture, per statement 4 more bytes each for
+    its call site and its request (:meth:`site_of`, :meth:`request_of`), interned: the
+    arrays are only made when a statement has one.
     """
 
     session: str
@@ -353,6 +391,16 @@ class SessionTrace:
     tx_numbers: array[int] = field(default_factory=lambda: array("i"))
     start_ms: int | None = None
     """The first known timestamp of the session, in ms since 1970 (:func:`timestamp_ms`)."""
+    sites: array[int] | None = None
+    """Per step, 1 + an index into :attr:`site_names` (0: unknown), when a source gave call
+    sites (the in-app capture); None otherwise, so logs without them cost nothing. It may
+    be shorter than :attr:`steps`: the steps after its end have no call site."""
+    requests: array[int] | None = None
+    """Per step, 1 + an index into :attr:`request_names` (0: none), as :attr:`sites`."""
+    site_names: list[str] = field(default_factory=list, repr=False)
+    """The workload's interned call sites (``path:line``), shared by all its traces."""
+    request_names: list[str] = field(default_factory=list, repr=False)
+    """The workload's interned request ids, shared by all its traces."""
     _open: str | None = None
     _count: int = 0
 
@@ -393,6 +441,42 @@ class SessionTrace:
         at = self.at[step]
         return None if at == NO_TIME else at
 
+    def mark(self, step: int, site: int, request: int) -> None:
+        """Record step ``step``'s call site and request (1 + their interned index; 0 for
+        none). Called only for statements that have one, so the arrays exist only for
+        sources that give them; the steps before are filled with 0."""
+        if site:
+            self.sites = _set_at(self.sites, step, site)
+        if request:
+            self.requests = _set_at(self.requests, step, request)
+
+    def site_of(self, step: int) -> str | None:
+        """The application line (``path:line``) that ran step ``step``, when captured."""
+        sites = self.sites
+        if sites is None or step >= len(sites):
+            return None
+        index = sites[step]
+        return self.site_names[index - 1] if index else None
+
+    def request_of(self, step: int) -> str | None:
+        """The request id step ``step`` ran under, when the application set one."""
+        requests = self.requests
+        if requests is None or step >= len(requests):
+            return None
+        index = requests[step]
+        return self.request_names[index - 1] if index else None
+
+
+def _set_at(values: array[int] | None, step: int, value: int) -> array[int]:
+    """``values[step] = value``, growing (with zeros) or creating the array as needed."""
+    if values is None:
+        values = array("I")
+    missing = step + 1 - len(values)
+    if missing > 0:
+        values.frombytes(bytes(missing * values.itemsize))
+    values[step] = value
+    return values
+
 
 @dataclass
 class Workload:
@@ -408,6 +492,10 @@ class Workload:
     #: How many statements the traces left out because the trace budget was spent
     #: (:data:`explainer.workload.MAX_TRACE_STEPS`): order-based detectors saw the others.
     untraced: int = 0
+    #: The call sites (``path:line``) and request ids the traces index (in-app capture
+    #: only; empty for logs): each distinct text is held once, whatever the steps.
+    sites: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
 
     def top(self, n: int) -> list[QueryGroup]:
         """The ``n`` heaviest non-utility groups."""
