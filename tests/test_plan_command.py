@@ -369,7 +369,7 @@ def test_rules_lists_every_rule_with_its_title(capsys: pytest.CaptureFixture[str
         line = next((ln for ln in lines if ln.startswith(rule.id + " ")), None)
         assert line is not None, rule.id
         assert rule.title in line
-    assert f"{len(RULES)} rules" in lines[-1]
+    assert f"{len(RULES)} plan rules" in lines[-1]
 
 
 def test_rules_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -287,13 +287,14 @@ def _add_input_options(parser: argparse.ArgumentParser, *, live: bool) -> None:
         nargs="+",
         metavar="FILE",
         help="log files or globs ('-' for stdin; .gz, .bz2, .xz too): PostgreSQL logs, "
-        "pg_stat_statements exports, SQLAlchemy engine logs or SQL; the format is detected",
+        "pg_stat_statements exports, SQLAlchemy engine logs, in-app captures "
+        "(explainer.capture) or SQL; the format is detected",
     )
     inputs.add_argument(
         "--log-format",
         metavar="FORMAT",
         help="read --log files as FORMAT instead of detecting it: stderr, syslog, logplex, "
-        "csvlog, jsonlog, sqlalchemy, pg_stat_statements or sql",
+        "csvlog, jsonlog, sqlalchemy, capture, pg_stat_statements or sql",
     )
     inputs.add_argument(
         "--log-prefix",
@@ -372,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(analyze, live=True)
     _add_analysis_options(analyze)
     _add_models_options(analyze, connected=True)
+    analyze.add_argument(
+        "--no-lint",
+        action="store_true",
+        help="leave out the schema lint of the tables the workload touches (the report's "
+        "Schema section; docs/rules.md, Schema lint)",
+    )
 
     workload = commands.add_parser(
         "workload",
@@ -550,7 +557,9 @@ def _load_models(args: argparse.Namespace) -> ModelMap | None:
     return load_models(args.models, python=args.python, timeout=args.models_timeout)
 
 
-def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> AnalyzeOptions:
+def analyze_options(
+    args: argparse.Namespace, *, include_utility: bool, lint: bool = False
+) -> AnalyzeOptions:
     from explainer.db.explain import ExplainOptions
     from explainer.pipeline import AnalyzeOptions
 
@@ -572,6 +581,7 @@ def analyze_options(args: argparse.Namespace, *, include_utility: bool) -> Analy
         min_calls=args.min_calls,
         min_total_ms=args.min_total_ms,
         include_utility=include_utility,
+        lint=lint,
     )
 
 
@@ -686,7 +696,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     # Pasted SQL is explained whole, so each utility statement gets its refusal; from
     # captured workloads, utility statements (BEGIN, SET, DDL...) are set aside.
     pasted_only = not (args.log or args.from_pg_stat_statements)
-    options = analyze_options(args, include_utility=pasted_only)
+    options = analyze_options(args, include_utility=pasted_only, lint=not args.no_lint)
     status = Console(stderr=True)
     progress = _progress(status, redact=args.redact) if sys.stderr.isatty() else None
     report = analyze_workload(
@@ -825,29 +835,86 @@ def _run_compare(args: argparse.Namespace) -> int:
     return _fail_on(args, findings)
 
 
+#: The rule families ``explainer rules`` lists after the plan rules: the JSON key, the
+#: words, and where the rules are (a module that may not exist in this installation).
+_RULE_FAMILIES = (
+    ("lint_rules", "schema lint", "explainer.lint.model", "LINT_RULE_INFO"),
+    ("pooling_rules", "connection pooling", "explainer.advise.pooling", "POOLING_RULES"),
+    ("caching_rules", "caching", "explainer.advise.caching", "CACHING_RULES"),
+)
+
+
+def _rule_rows(entries: Iterable[object]) -> list[dict[str, str]]:
+    """``{"id", "title", "trigger"}`` of rules given as objects with those attributes or
+    as bare ids (then with an empty title and trigger)."""
+    rows = []
+    for entry in entries:
+        if isinstance(entry, str):
+            rows.append({"id": entry, "title": "", "trigger": ""})
+        else:
+            rows.append(
+                {
+                    "id": str(getattr(entry, "id", entry)),
+                    "title": str(getattr(entry, "title", "") or ""),
+                    "trigger": str(getattr(entry, "trigger", "") or ""),
+                }
+            )
+    return rows
+
+
+def _other_rules() -> list[tuple[str, str, list[dict[str, str]]]]:
+    """The families of :data:`_RULE_FAMILIES` this installation has, with their rows."""
+    import importlib
+
+    families = []
+    for key, words, module_name, attribute in _RULE_FAMILIES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        entries = getattr(module, attribute, None)
+        if entries:
+            families.append((key, words, _rule_rows(entries)))
+    return families
+
+
+def _rules_count(count: int, words: str) -> str:
+    return f"{count} {words} rule{'' if count == 1 else 's'}"
+
+
 def run_rules_list(args: argparse.Namespace) -> int:
     """``explainer rules``: every rule with its id, title and trigger (plain lines, so a
-    narrow terminal never splits an id)."""
+    narrow terminal never splits an id): the plan rules, then the schema lint's (and the
+    other families', where this installation has them)."""
     from explainer.rules import RULES
 
+    plan = _rule_rows(RULES)
+    others = _other_rules()
     if args.format == "json":
-        document = {
-            "format": "explainer-rules",
-            "version": 1,
-            "rules": [{"id": r.id, "title": r.title, "trigger": r.trigger} for r in RULES],
-        }
+        document: dict[str, object] = {"format": "explainer-rules", "version": 1, "rules": plan}
+        document.update({key: rows for key, _words, rows in others})
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif args.format == "markdown":
-        lines = ["| rule | title | trigger |", "|---|---|---|"]
-        lines += [f"| `{r.id}` | {r.title} | {r.trigger} |" for r in RULES]
+        lines: list[str] = []
+        for words, rows in [("", plan), *((w, r) for _k, w, r in others)]:
+            if words:
+                lines += ["", f"**{words[0].upper()}{words[1:]} rules**", ""]
+            lines += ["| rule | title | trigger |", "|---|---|---|"]
+            lines += [f"| `{r['id']}` | {r['title']} | {r['trigger']} |" for r in rows]
         sys.stdout.write("\n".join(lines) + "\n")
     else:
-        width = max((len(r.id) for r in RULES), default=0)
-        for rule in RULES:
-            sys.stdout.write(f"{rule.id:<{width}}  {rule.title}\n")
-            if rule.trigger:
-                sys.stdout.write(f"{'':<{width}}  trigger: {rule.trigger}\n")
-        sys.stdout.write(f"\n{len(RULES)} rules; details in docs/rules.md\n")
+        every = plan + [r for _k, _w, rows in others for r in rows]
+        width = max((len(r["id"]) for r in every), default=0)
+        counts = [_rules_count(len(plan), "plan")]
+        for words, rows in [("", plan), *((w, r) for _k, w, r in others)]:
+            if words:
+                sys.stdout.write(f"\n{words} rules:\n")
+                counts.append(_rules_count(len(rows), words))
+            for row in rows:
+                sys.stdout.write(f"{row['id']:<{width}}  {row['title']}".rstrip() + "\n")
+                if row["trigger"]:
+                    sys.stdout.write(f"{'':<{width}}  trigger: {row['trigger']}\n")
+        sys.stdout.write(f"\n{', '.join(counts)}; details in docs/rules.md\n")
     return EXIT_OK
 
 

@@ -6,9 +6,14 @@ both write the same files:
 * ``migration_add_indexes.py``: an Alembic revision building the suggestions
   (``migration_drop_indexes.py``, a separate revision, when there are removals);
 * ``indexes.sql`` (``drop_indexes.sql``): the same as plain SQL for psql;
+* ``schema.sql``: the schema lint's fixes (``Report.lint``), apart from the indexes
+  because some rewrite a table under an ACCESS EXCLUSIVE lock;
 * ``report.md`` and ``report.json``: the report, for the pull request and for tools;
 * ``models.patch``: the model changes as a unified diff against the user's files, when
-  they are known (``--models``); else ``models_snippets.md`` with the code to paste.
+  they are known (``--models``), and, with the in-app capture, each N+1 loader option
+  added where the application builds the parent query; else ``models_snippets.md``
+  with the code to paste (which also holds the schema lint's model changes, with or
+  without ``--models``).
 
 Nothing is overwritten unless asked (``force``): an export folder may hold a revision
 someone already edited, and a second run would silently replace it with a new id.
@@ -22,9 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explainer.errors import InputError
+from explainer.lint.render import lint_script, lint_snippets
 from explainer.render.alembic import add_indexes_revision, current_head, drop_indexes_revision
 from explainer.render.json import render_json
 from explainer.render.markdown import index_code, render_markdown
+from explainer.render.patch import loader_snippets
 from explainer.render.sql import index_script, removal_script
 from explainer.report import Report
 
@@ -36,6 +43,7 @@ REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 MODELS_PATCH = "models.patch"
 MODELS_SNIPPETS = "models_snippets.md"
+SCHEMA_SQL = "schema.sql"
 
 #: Every name an export may write: checked before the analysis runs, so a folder that
 #: would refuse the export fails fast rather than after minutes of analysis.
@@ -48,6 +56,7 @@ ALL_FILES = (
     REPORT_JSON,
     MODELS_PATCH,
     MODELS_SNIPPETS,
+    SCHEMA_SQL,
 )
 
 
@@ -96,15 +105,16 @@ def _model_patch() -> Callable[[Report], str | None] | None:
     return builder if callable(builder) else None
 
 
-def _snippets(report: Report) -> str | None:
-    if not report.suggestions:
-        return None
+def _snippets(report: Report, *, indexes: bool = True) -> str | None:
+    """The model changes to paste: the suggestions' indexes (unless ``models.patch`` has
+    them) and the schema lint's changes (class names guessed from the tables)."""
     lines = ["# Model changes", ""]
-    for suggestion in report.suggestions:
+    for suggestion in report.suggestions if indexes else []:
         candidate = suggestion.candidate
         lines += [f"## `{candidate.name}` on `{candidate.qualified_table}`", ""]
         lines += index_code(candidate, report.orm.user_models)
-    return "\n".join(lines)
+    lines += lint_snippets(report.lint, report.orm.user_models)
+    return "\n".join(lines) if len(lines) > 2 else None
 
 
 def render_export(report: Report, options: ExportOptions) -> tuple[dict[str, str], Exported]:
@@ -125,16 +135,20 @@ def render_export(report: Report, options: ExportOptions) -> tuple[dict[str, str
         files[ADD_SQL] = index_script(report)
     if report.removals:
         files[DROP_SQL] = removal_script(report)
+    if report.lint:
+        files[SCHEMA_SQL] = lint_script(report.lint)
     files[REPORT_MD] = render_markdown(report)
     files[REPORT_JSON] = render_json(report)
     builder = _model_patch()
     patch = builder(report) if builder is not None else None
     if patch:
         files[MODELS_PATCH] = patch
-    else:
-        snippets = _snippets(report)
-        if snippets is not None:
-            files[MODELS_SNIPPETS] = snippets
+    # Without --models a patch holds only loader options (in-app capture): indexes stay
+    # snippets, and so do loader options the patch could not place.
+    snippets = _snippets(report, indexes=not patch or report.orm.user_models is None)
+    loaders = loader_snippets(report)
+    if snippets is not None or loaders:
+        files[MODELS_SNIPPETS] = "\n\n".join(t for t in (snippets, loaders) if t)
     return files, exported
 
 

@@ -79,6 +79,7 @@ from explainer.db.explain import (
 from explainer.db.safety import check_statement
 from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
 from explainer.errors import ConnectionFailed, ExplainerError, InputError
+from explainer.lint.workload import lint_scope, plan_scope
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import detect as detect_nplus1
 from explainer.orm.patterns import detect_patterns
@@ -135,6 +136,10 @@ class AnalyzeOptions:
     max_indexes: int | None = None
     #: ...whose estimated sizes add up to at most this many bytes (``--max-size``).
     max_size_bytes: int | None = None
+    #: Lint the schema of the tables the workload touches (``Report.lint``): on for
+    #: ``explainer analyze`` unless ``--no-lint``; off for the callers that show no
+    #: schema section (the workbench, the demo).
+    lint: bool = False
 
 
 #: Why ``--verify auto`` built the candidates for real (said in every report it applies to).
@@ -209,6 +214,7 @@ def read_workload(
         summary.sources.append(source)
         for reason, count in stats.skip_reasons.items():
             summary.skipped[reason] = summary.skipped.get(reason, 0) + count
+        summary.activity.merge(stats.activity)
 
     for path in sql_files:
         with open_input(path, log_format="sql") as read:
@@ -477,6 +483,7 @@ def analyze_workload(
         )
         if options.verify == "auto" and mode == "rollback":
             report.notes.append(HYPOPG_FALLBACK_NOTE)
+        _pooling(link.conn, report)
         if not options.include_utility:
             report.inputs.set_aside += sum(g.calls for g in workload.utility)
         groups = analyzed_groups(workload, options)
@@ -512,16 +519,85 @@ def analyze_workload(
             gone = _advice(link, server, mode, options, workload, groups, tables, report, explained)
         if stop() or gone is not None:
             report.orm = analyze_orm(workload, models, models_target=models_target, ordered=ordered)
+            _caching(None, workload, report, ordered)
             return report
         report.orm = _orm(link.conn, workload, tables, models, models_target, ordered)
         if link.lost and link.reconnect() is None:
             # Once more on a new connection: model names and column widths come from it.
             tables.conn = link.conn
             report.orm = _orm(link.conn, workload, tables, models, models_target, ordered)
+        if options.lint:
+            _lint(link, tables, report)
+        _caching(link, workload, report, ordered)
     finally:
         link.close()
     _model_names(report)
     return report
+
+
+def _caching(link: _Link | None, workload: Workload, report: Report, ordered: bool) -> None:
+    """Caching candidates (explainer.advise.caching), judged with the tables' read and write
+    counters and the functions' volatility when connected. Reading those is not worth the
+    analysis: on failure the candidates are found without them (write rates unknown, as
+    each says) and a note says why; without a connection (stopped, lost), likewise."""
+    from explainer.advise.caching import find_caching, find_caching_connected
+
+    if not ordered:
+        report.notes.append(
+            "caching candidates need each session's statements in order: not looked for in "
+            "logs read with --jobs (read them with --jobs 1)"
+        )
+        return
+    result = None
+    if link is not None and not link.lost and not link.stop():
+        since = report.stats_since.since if report.stats_since is not None else None
+        try:
+            result = find_caching_connected(link.conn, workload, since=since)
+        except psycopg.Error as exc:
+            report.notes.append(
+                f"caching candidates: the tables' write counters could not be read "
+                f"({query_failed(exc)}); their write rates are unknown"
+            )
+    if result is None:
+        result = find_caching(workload)
+    report.caching, report.caching_refused = result.candidates, result.refused
+    report.notes.extend(result.notes)
+
+
+def _lint(link: _Link, tables: _TableCache, report: Report) -> None:
+    """The schema lint of the tables the explained statements touch, on the analysis's
+    connection, once the advice is done (a foreign key a suggestion serves is not listed
+    again; see explainer.lint.workload). Not worth the analysis: a failure (a catalog
+    read behind a lock, a lost connection) leaves the lint out and says why in a note;
+    after a stop it is left out silently, as the advice is."""
+    if link.lost:
+        report.notes.append("the schema lint did not run: the connection to the server was lost")
+        return
+    plans = [q.plan for q in report.queries if q.plan is not None]
+    try:
+        report.lint = lint_scope(link.conn, plan_scope(plans, tables.for_plan), report.suggestions)
+    except psycopg.Error as exc:
+        report.lint = []
+        if not link.stop():
+            report.notes.append(f"the schema lint did not run: {query_failed(exc)}")
+
+
+def _pooling(conn: Connection, report: Report) -> None:
+    """Connection pooling advice (explainer.advise.pooling) from the inputs' connection
+    activity and a snapshot of pg_stat_activity, taken before the analysis adds its own
+    load. Not worth the analysis: when the snapshot cannot be read, the advice is made
+    from the inputs alone and a note says why."""
+    from explainer.advise.pooling import advise_pooling
+    from explainer.db.activity import server_activity
+
+    server = None
+    try:
+        server = server_activity(conn)
+    except psycopg.Error as exc:
+        report.notes.append(
+            f"connection pooling: pg_stat_activity could not be read ({query_failed(exc)})"
+        )
+    report.pooling = advise_pooling(report.inputs.activity, server)
 
 
 def _reconnect_analysis(link: _Link, tables: _TableCache) -> str | None:
@@ -718,6 +794,7 @@ def _entry(group: QueryGroup) -> QueryReport:
         total_ms=group.total_ms,
         source=example.source,
         line=example.line,
+        locations=group.ranked_locations(),
     )
 
 

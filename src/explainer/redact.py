@@ -39,7 +39,9 @@ from typing import Any
 import pglast
 from pglast.parser import parse_sql_json, scan
 
+from explainer.advise.pooling import redact_pooling
 from explainer.capture.model import CapturedQuery
+from explainer.lint.rules import without_values
 from explainer.orm.nplus1 import NPlusOne
 from explainer.orm.patterns import OrmFinding
 from explainer.plan import Plan
@@ -528,6 +530,9 @@ def redact_report(report: Report, *, values: Iterable[str | None] = ()) -> Repor
         known += literal_values(query.sql)
     for group in _orm_groups(redacted.orm):
         known += group_values(group)
+    cached = [c.group for c in redacted.caching] + [r.group for r in redacted.caching_refused]
+    for group in cached:
+        known += group_values(group)
     scrub = _Scrubber(known)
     plans: set[int] = set()
     for query in redacted.queries:
@@ -543,4 +548,17 @@ def redact_report(report: Report, *, values: Iterable[str | None] = ()) -> Repor
     consolidation.regression_notes = [scrub(n) for n in consolidation.regression_notes]
     redacted.notes = [scrub(note) for note in redacted.notes]
     _redact_orm_in_place(redacted.orm, scrub)
+    # The schema lint quotes column values from pg_stats: data, like the log's values.
+    redacted.lint = [without_values(finding) for finding in redacted.lint]
+    # A statement left idle in transaction, and a cached query's sketches (their Redis key
+    # is built from the values), hold the application's data too.
+    if redacted.pooling is not None:
+        redacted.pooling = redact_pooling(redacted.pooling, redact_sql)
+    for group in {id(g): g for g in cached}.values():
+        _redact_group_in_place(group)
+    for candidate in redacted.caching:
+        candidate.sketches = tuple(
+            replace(sketch, code=scrub(sketch.code)) for sketch in candidate.sketches
+        )
+        candidate.invalidation = scrub(candidate.invalidation)
     return redacted

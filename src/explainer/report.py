@@ -7,16 +7,24 @@ user sees in any format comes from the same figures.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from explainer.advise.caching import CachingCandidate, CachingRefusal
 from explainer.advise.consolidate import Consolidation
 from explainer.advise.model import IndexSuggestion, NoSuggestion
+from explainer.advise.pooling import PoolingReport
 from explainer.advise.removals import IndexRemoval
+from explainer.capture.activity import ConnectionActivity
 from explainer.db.catalog import StatsSince
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
 from explainer.orm.patterns import OrmFinding
 from explainer.plan import Plan
 from explainer.rules import Finding, Severity
+
+if TYPE_CHECKING:
+    # Not at run time: explainer.lint imports the renderers, which import this module.
+    from explainer.lint.model import LintFinding
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,9 @@ class QueryReport:
     error: str | None = None
     findings: list[Finding] = field(default_factory=list)
     no_suggestion: list[NoSuggestion] = field(default_factory=list)
+    #: The application lines that ran the shape, (``path:line``, executions), most first
+    #: (in-app capture only; empty for logs).
+    locations: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def execution_ms(self) -> float | None:
@@ -71,6 +82,8 @@ class InputSummary:
     set_aside: int = 0
     #: Lines or items a reader could not use, by reason.
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Connections the inputs showed (server log, in-app pool events), for pooling advice.
+    activity: ConnectionActivity = field(default_factory=ConnectionActivity)
 
 
 @dataclass(slots=True)
@@ -127,6 +140,17 @@ class Report:
     #: What the analysis chose or could not do, one sentence each (HypoPG absent and
     #: the fallback taken, a step left out behind a lock...).
     notes: list[str] = field(default_factory=list)
+    #: The schema lint of the tables the workload touches (explainer.lint.workload),
+    #: most severe first; empty when not run (--no-lint, not connected, stopped).
+    lint: list[LintFinding] = field(default_factory=list)
+    #: Read-only queries an application cache would answer (explainer.advise.caching),
+    #: most database time saved first.
+    caching: list[CachingCandidate] = field(default_factory=list)
+    #: Shapes repeated enough to cache that were refused, each with why.
+    caching_refused: list[CachingRefusal] = field(default_factory=list)
+    #: Connection pooling findings and the create_engine recommendation
+    #: (explainer.advise.pooling); None when the analysis did not get that far.
+    pooling: PoolingReport | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -137,5 +161,11 @@ class Report:
         return [q for q in self.queries if q.error is not None]
 
     def meets(self, severity: Severity) -> bool:
-        """Whether any finding is at least ``severity`` (for ``--fail-on``)."""
-        return any(f.severity >= severity for f in self.findings)
+        """Whether any finding, the schema lint's and the connection pooling's included,
+        is at least ``severity`` (for ``--fail-on``)."""
+        pooling = self.pooling.findings if self.pooling is not None else []
+        return (
+            any(f.severity >= severity for f in self.findings)
+            or any(f.severity >= severity for f in self.lint)
+            or any(f.severity >= severity for f in pooling)
+        )

@@ -7,7 +7,7 @@ unqualified column names; the report needs the server's version. Every query her
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -532,6 +532,72 @@ def table_writes(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class TableActivity:
+    """A table's read and write counters (``pg_stat_user_tables``, since the last reset):
+    whether a cached result of a query on it would stay true for long."""
+
+    schema: str
+    name: str
+    seq_scans: int  # seq_scan
+    seq_rows_read: int  # seq_tup_read
+    index_scans: int  # idx_scan
+    index_rows_fetched: int  # idx_tup_fetch
+    inserts: int  # n_tup_ins
+    updates: int  # n_tup_upd
+    deletes: int  # n_tup_del
+    live_rows: int  # n_live_tup
+
+    @property
+    def rows_read(self) -> int:
+        return self.seq_rows_read + self.index_rows_fetched
+
+    @property
+    def rows_written(self) -> int:
+        return self.inserts + self.updates + self.deletes
+
+
+_TABLE_ACTIVITY_SQL = """
+SELECT t.schema, t.name,
+       COALESCE(s.seq_scan, 0), COALESCE(s.seq_tup_read, 0),
+       COALESCE(s.idx_scan, 0), COALESCE(s.idx_tup_fetch, 0),
+       COALESCE(s.n_tup_ins, 0), COALESCE(s.n_tup_upd, 0), COALESCE(s.n_tup_del, 0),
+       COALESCE(s.n_live_tup, 0)
+FROM unnest(%s::text[], %s::text[]) AS t(schema, name)
+JOIN pg_stat_user_tables s ON s.schemaname = t.schema AND s.relname = t.name
+"""
+
+
+def table_activity(
+    conn: psycopg.Connection[Any], tables: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], TableActivity]:
+    """Read and write counters of (schema, name) tables, in one query (tables the
+    statistics do not know, views for instance, are absent)."""
+    pairs = sorted(set(tables))
+    if not pairs:
+        return {}
+    rows = conn.execute(
+        _TABLE_ACTIVITY_SQL, ([p[0] for p in pairs], [p[1] for p in pairs])
+    ).fetchall()
+    return {
+        (str(r[0]), str(r[1])): TableActivity(str(r[0]), str(r[1]), *(int(v) for v in r[2:]))
+        for r in rows
+    }
+
+
+def volatile_functions(conn: psycopg.Connection[Any], names: Iterable[str]) -> frozenset[str]:
+    """Which of these function names have a VOLATILE variant (``pg_proc.provolatile``): a
+    query calling one may answer differently with the same values, so it is not cached."""
+    wanted = sorted({n.lower() for n in names})
+    if not wanted:
+        return frozenset()
+    rows = conn.execute(
+        "SELECT DISTINCT proname::text FROM pg_proc WHERE proname = ANY(%s) AND provolatile = 'v'",
+        (wanted,),
+    ).fetchall()
+    return frozenset(str(r[0]) for r in rows)
+
+
 def hypothetical_index_size(conn: psycopg.Connection[Any], ddl: str) -> int | None:
     """HypoPG's estimate of an index's size (``hypopg_relation_size``), or None when HypoPG
     cannot create that index (GIN, GiST, an expression it rejects).
@@ -593,6 +659,22 @@ AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                 AND d.objid = c.oid AND d.deptype = 'e')
 """
 
+#: Only the (schema, name) pairs given, when given: an analysis lints the tables its
+#: workload touches, and must not wait behind a lock on another table (pg_relation_size).
+_ONLY_RELATIONS = """
+AND (%(only_schemas)s::text[] IS NULL
+     OR (n.nspname::text, c.relname::text) IN (
+         SELECT * FROM unnest(%(only_schemas)s::text[], %(only_names)s::text[])))
+"""
+
+
+def _only(only: Collection[tuple[str, str]] | None) -> dict[str, list[str] | None]:
+    pairs = sorted(only) if only is not None else None
+    return {
+        "only_schemas": [s for s, _ in pairs] if pairs is not None else None,
+        "only_names": [t for _, t in pairs] if pairs is not None else None,
+    }
+
 
 @dataclass(frozen=True, slots=True)
 class SchemaTable:
@@ -647,13 +729,18 @@ LEFT JOIN LATERAL (
     ORDER BY x.indnkeyatts, i.relname
     LIMIT 1
 ) u ON true
-WHERE c.relkind IN ('r', 'p', 'm') AND {_USER_RELATION}
+WHERE c.relkind IN ('r', 'p', 'm') AND {_USER_RELATION} {_ONLY_RELATIONS}
 ORDER BY n.nspname, c.relname
 """
 
 
-def schema_tables(conn: psycopg.Connection[Any], schema: str | None = None) -> list[SchemaTable]:
-    """Every table (and materialized view) of ``schema``, or of all user schemas when None."""
+def schema_tables(
+    conn: psycopg.Connection[Any],
+    schema: str | None = None,
+    only: Collection[tuple[str, str]] | None = None,
+) -> list[SchemaTable]:
+    """Every table (and materialized view) of ``schema``, or of all user schemas when None;
+    with ``only``, just those (schema, name)."""
     return [
         SchemaTable(
             schema=str(r[0]),
@@ -669,7 +756,7 @@ def schema_tables(conn: psycopg.Connection[Any], schema: str | None = None) -> l
             unique_columns=tuple(r[10]),
             columns=tuple(r[11]),
         )
-        for r in conn.execute(_SCHEMA_TABLES_SQL, {"schema": schema}).fetchall()
+        for r in conn.execute(_SCHEMA_TABLES_SQL, {"schema": schema, **_only(only)}).fetchall()
     ]
 
 
@@ -763,14 +850,19 @@ LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
      AND s.attname = a.attname AND s.inherited = (c.relkind = 'p')
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND a.atttypid IN ('text'::regtype, 'varchar'::regtype)
-  AND {_USER_RELATION}
+  AND {_USER_RELATION} {_ONLY_RELATIONS}
 ORDER BY n.nspname, c.relname, a.attnum
 """
 
 
-def text_columns(conn: psycopg.Connection[Any], schema: str | None = None) -> list[TextColumn]:
+def text_columns(
+    conn: psycopg.Connection[Any],
+    schema: str | None = None,
+    only: Collection[tuple[str, str]] | None = None,
+) -> list[TextColumn]:
     """The text and varchar columns of the user's tables (partitions are read through
-    their partitioned table), each with its pg_stats values."""
+    their partitioned table), each with its pg_stats values; with ``only``, of just
+    those (schema, name)."""
     return [
         TextColumn(
             schema=str(r[0]),
@@ -782,7 +874,7 @@ def text_columns(conn: psycopg.Connection[Any], schema: str | None = None) -> li
             null_frac=float(r[6]),
             values=tuple(str(v) for v in r[7] if v is not None),
         )
-        for r in conn.execute(_TEXT_COLUMNS_SQL, {"schema": schema}).fetchall()
+        for r in conn.execute(_TEXT_COLUMNS_SQL, {"schema": schema, **_only(only)}).fetchall()
     ]
 
 

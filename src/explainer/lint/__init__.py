@@ -18,14 +18,23 @@ from explainer.db.catalog import server_info, stats_since
 from explainer.db.connection import connect
 from explainer.db.explain import ExplainOptions, bound_session
 from explainer.lint.facts import read_facts
-from explainer.lint.model import LINT_RULES, LintFacts, LintFinding, LintReport
+from explainer.lint.model import (
+    LINT_RULE_INFO,
+    LINT_RULES,
+    LintFacts,
+    LintFinding,
+    LintReport,
+    LintRule,
+)
 from explainer.lint.rules import run_lint_rules
 
 __all__ = [
     "LINT_RULES",
+    "LINT_RULE_INFO",
     "LintFacts",
     "LintFinding",
     "LintReport",
+    "LintRule",
     "lint_database",
     "run_lint_rules",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
 
 from explainer.advise.removals import find_removals
 from explainer.db.catalog import (
+    ForeignKey,
     index_usage,
     partition_tree,
     sample_values,
@@ -22,11 +24,27 @@ from explainer.lint.model import LintFacts
 SAMPLE_ROWS = 1000
 
 
-def read_facts(conn: psycopg.Connection[Any], schema: str | None = None) -> LintFacts:
+def read_facts(
+    conn: psycopg.Connection[Any],
+    schema: str | None = None,
+    *,
+    only: Collection[tuple[str, str]] | None = None,
+    removals: bool = True,
+    foreign_keys: Sequence[ForeignKey] | None = None,
+) -> LintFacts:
     """The tables, foreign keys, text columns (sampled where never analyzed) and index
-    removals of ``schema`` (every user schema when None)."""
-    tables = tuple(schema_tables(conn, schema))
-    columns = tuple(text_columns(conn, schema))
+    removals of ``schema`` (every user schema when None).
+
+    ``only`` limits the tables (and so the text columns sampled and the partition trees
+    read) to those (schema, name): an analysis lints the tables its workload touches, and
+    the catalog queries themselves filter, so a lock on another table (pg_relation_size
+    waits for it) never holds the lint up.
+    The foreign keys stay the whole schema's (a key's other side may be outside ``only``:
+    the text-typed rule must still leave its columns alone); ``foreign_keys`` passes them
+    when the caller read them already. ``removals`` False skips the index usage read.
+    """
+    tables = tuple(schema_tables(conn, schema, only))
+    columns = tuple(text_columns(conn, schema, only))
     unanalyzed: dict[tuple[str, str], list[str]] = {}
     for column in columns:
         if not column.analyzed:
@@ -39,12 +57,13 @@ def read_facts(conn: psycopg.Connection[Any], schema: str | None = None) -> Lint
     partitions = {
         (t.schema, t.name): partition_tree(conn, t.schema, t.name) for t in tables if t.kind == "p"
     }
+    keys = tuple(schema_foreign_keys(conn, schema)) if foreign_keys is None else tuple(foreign_keys)
     return LintFacts(
         tables=tables,
-        foreign_keys=tuple(schema_foreign_keys(conn, schema)),
+        foreign_keys=keys,
         partition_foreign_keys=tuple(schema_foreign_keys(conn, schema, clones=True)),
         text_columns=columns,
         samples=samples,
-        removals=tuple(find_removals(index_usage(conn), stats_since(conn))),
+        removals=tuple(find_removals(index_usage(conn), stats_since(conn))) if removals else (),
         partitions=partitions,
     )

@@ -10,17 +10,68 @@ from explainer.advise.removals import IndexRemoval
 from explainer.db.catalog import ForeignKey, Partition, SchemaTable, TextColumn
 from explainer.rules.model import Severity
 
-#: Every lint rule id, in the order docs/rules.md ("Schema lint") describes them.
-LINT_RULES = (
-    "lint-fk-unindexed",
-    "lint-no-primary-key",
-    "lint-text-typed-dates",
-    "lint-text-typed-booleans",
-    "lint-text-typed-numbers",
-    "lint-never-analyzed",
-    "lint-duplicate-index",
-    "lint-unused-index",
+
+@dataclass(frozen=True, slots=True)
+class LintRule:
+    """A lint rule as ``explainer rules`` lists it (the details are in docs/rules.md)."""
+
+    id: str
+    title: str
+    trigger: str
+
+
+#: Every lint rule, in the order docs/rules.md ("Schema lint") describes them.
+LINT_RULE_INFO: tuple[LintRule, ...] = (
+    LintRule(
+        "lint-fk-unindexed",
+        "Foreign key without an index that starts with its columns",
+        "no valid, non-partial btree index of the referencing table leads with the key's "
+        "columns; medium from 10,000 rows, high from 1,000,000",
+    ),
+    LintRule(
+        "lint-no-primary-key",
+        "Table without a primary key",
+        "a table or partitioned table (not a partition) with no primary key",
+    ),
+    LintRule(
+        "lint-text-typed-dates",
+        "Dates or timestamps stored as text",
+        "every value pg_stats (or a bounded sample) holds of a text or varchar column is "
+        "an ISO date or timestamp",
+    ),
+    LintRule(
+        "lint-text-typed-booleans",
+        "Booleans stored as text",
+        "every known value of a text or varchar column is a boolean word (true/false, "
+        "t/f, yes/no, on/off, with 1/0)",
+    ),
+    LintRule(
+        "lint-text-typed-numbers",
+        "Numbers stored as text",
+        "every known value of a text or varchar column is an integer or decimal without "
+        "a leading zero",
+    ),
+    LintRule(
+        "lint-never-analyzed",
+        "Table never analyzed",
+        "rows were written but neither ANALYZE nor autovacuum ever analyzed it "
+        "(reltuples = -1); high from 10,000 live rows",
+    ),
+    LintRule(
+        "lint-duplicate-index",
+        "Duplicate or prefix index",
+        "another index of the table has the same keys, or a btree's keys lead another's",
+    ),
+    LintRule(
+        "lint-unused-index",
+        "Index never used",
+        "idx_scan = 0 since the statistics began; never an index enforcing a constraint "
+        "or serving a foreign key",
+    ),
 )
+
+#: Every lint rule id, in the order docs/rules.md ("Schema lint") describes them.
+LINT_RULES: tuple[str, ...] = tuple(rule.id for rule in LINT_RULE_INFO)
 
 
 @dataclass(frozen=True, slots=True)

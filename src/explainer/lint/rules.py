@@ -8,6 +8,7 @@ docs/rules.md, section "Schema lint".
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from explainer.advise.ddl import qualified_name, quote_ident
 from explainer.advise.model import IndexCandidate, IndexKey
@@ -276,6 +277,19 @@ def _column_model(
         attribute = "_".join(w for w in words if w) or "value"
         declaration = f'{attribute}: {typed} = mapped_column("{column.name}", {sa_type})'
     return "\n".join([*head, "", f"class {class_name(column.table)}(Base):", f"    {declaration}"])
+
+
+def without_values(finding: LintFinding) -> LintFinding:
+    """The finding with the column values it quotes (a text-typed column's examples, read
+    from pg_stats or a sample: the table's data) replaced by ``?``, for ``--redact``."""
+    examples = finding.details.get("examples")
+    if not examples:
+        return finding
+    message = finding.message
+    for value in examples:
+        message = message.replace(repr(value), "'?'")
+    details = {**finding.details, "examples": ["?" for _ in examples]}
+    return replace(finding, message=message, details=details)
 
 
 # --- lint-never-analyzed -------------------------------------------------------------------

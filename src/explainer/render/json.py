@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from explainer.advise.caching import CachingCandidate, CachingRefusal
 from explainer.advise.consolidate import Consolidation, IndexFacts, WriteOverhead
 from explainer.advise.model import Evidence, IndexSuggestion, NoSuggestion
 from explainer.advise.regressions import regression_dict
 from explainer.advise.removals import IndexRemoval
+from explainer.lint.render import finding_dict as lint_finding_dict
 from explainer.orm.loaders import Alternative
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
@@ -20,6 +22,7 @@ from explainer.orm.patterns import OrmFinding
 from explainer.plan import Plan
 from explainer.plan.labels import node_label
 from explainer.render.phrases import MODELS_NOTES, model_suggestion, nplus1_message
+from explainer.render.pooling import pooling_dict
 from explainer.render.sql import index_sql, suggestion_sql
 from explainer.render.sqlalchemy import (
     ModelIndexSuggestion,
@@ -96,6 +99,7 @@ def query_dict(query: QueryReport) -> dict[str, Any]:
         "findings": [finding_dict(f) for f in query.findings],
         "no_suggestion": [_no_suggestion(n) for n in query.no_suggestion],
         "plan": plan_summary(query.plan, query.analyzed) if query.plan else None,
+        "locations": [{"location": where, "calls": calls} for where, calls in query.locations],
     }
 
 
@@ -299,7 +303,9 @@ def nplus1_dict(finding: NPlusOne) -> dict[str, Any]:
         "queries_before": rewrite.queries_before if rewrite else None,
         "queries_after": rewrite.queries_after if rewrite else None,
         "alternatives": [_alternative(a) for a in rewrite.alternatives] if rewrite else [],
-        "location": rewrite.defined_at if rewrite else None,
+        "location": finding.location,
+        "source_location": finding.source_location,
+        "declared_at": rewrite.defined_at if rewrite else None,
         "caveat": None,
         "numbers": {},
         "index": None,
@@ -331,7 +337,9 @@ def pattern_dict(finding: OrmFinding, models: ModelMap | None = None) -> dict[st
         "queries_before": rewrite.round_trips_before,
         "queries_after": rewrite.round_trips_after,
         "alternatives": [_alternative(a) for a in finding.alternatives],
-        "location": finding.defined_at,
+        "location": finding.location,
+        "source_location": None,
+        "declared_at": finding.defined_at,
         "caveat": finding.caveat,
         "numbers": dict(finding.numbers),
         "index": None
@@ -411,6 +419,58 @@ def removal_dict(removal: IndexRemoval) -> dict[str, Any]:
     }
 
 
+def caching_dict(candidate: CachingCandidate) -> dict[str, Any]:
+    """One caching candidate (docs/report-format.md, "caching")."""
+    return {
+        "rule": candidate.rule,
+        "query": candidate.group.fingerprint,
+        "sql": candidate.group.example.sql,
+        "calls": candidate.calls,
+        "distinct_values": candidate.distinct_values,
+        "shared_hits": candidate.shared_hits,
+        "contexts": candidate.contexts,
+        "context_kind": candidate.context_kind,
+        "hit_rate": round(candidate.hit_rate, 4),
+        "ttl_s": candidate.ttl_s,
+        "ttl_hit_rate": None
+        if candidate.ttl_hit_rate is None
+        else round(candidate.ttl_hit_rate, 4),
+        "total_ms": _ms(candidate.group.total_ms),
+        "saved_ms": _ms(candidate.saved_ms),
+        "approximate": candidate.approximate,
+        "writes_known": candidate.writes_known,
+        "tables": [
+            {
+                "table": use.name,
+                "rows_written": use.rows_written,
+                "rows_read": use.rows_read,
+                "write_ratio": None if use.write_ratio is None else round(use.write_ratio, 6),
+                "writes_per_hour": None
+                if use.writes_per_hour is None
+                else round(use.writes_per_hour, 3),
+            }
+            for use in candidate.tables
+        ],
+        "invalidated_by": [use.name for use in candidate.tables],
+        "invalidation": candidate.invalidation,
+        "location": candidate.site,
+        "locations": list(candidate.sites),
+        "function": candidate.function,
+        "parameters": list(candidate.parameters),
+        "sketches": [
+            {"title": s.title, "language": s.language, "code": s.code} for s in candidate.sketches
+        ],
+    }
+
+
+def caching_refusal_dict(refusal: CachingRefusal) -> dict[str, Any]:
+    return {
+        "query": refusal.group.fingerprint,
+        "sql": refusal.group.example.sql,
+        "reason": refusal.reason,
+    }
+
+
 def report_dict(report: Report) -> dict[str, Any]:
     return {
         "version": REPORT_VERSION,
@@ -443,6 +503,11 @@ def report_dict(report: Report) -> dict[str, Any]:
         "models": models_dict(report.orm),
         "orm_findings": orm_findings(report.orm),
         "orm_notes": list(report.orm.notes),
+        # The same objects as the findings of `explainer lint --format json`.
+        "lint": [lint_finding_dict(f) for f in report.lint],
+        "caching": [caching_dict(c) for c in report.caching],
+        "caching_refused": [caching_refusal_dict(r) for r in report.caching_refused],
+        "pooling": pooling_dict(report.pooling),
     }
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from explainer.advise.caching import describe, tables_text
 from explainer.advise.model import IndexCandidate
+from explainer.lint.render import lint_markdown
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
 from explainer.orm.patterns import OrmFinding
@@ -16,12 +18,14 @@ from explainer.render.phrases import (
     format_ms,
     model_suggestion,
     nplus1_message,
+    nplus1_where,
     orm_counts,
     regression_phrase,
     saving_phrase,
     serves_phrase,
     with_imports,
 )
+from explainer.render.pooling import pooling_markdown
 from explainer.render.sql import index_sql, suggestion_sql
 from explainer.render.sqlalchemy import ModelIndexSuggestion, imports, index_declaration
 from explainer.report import OrmReport, Report
@@ -78,6 +82,9 @@ def render_markdown(report: Report) -> str:
     lines += orm_markdown(report.orm)
     lines += _left_out(report)
     lines += _removals(report)
+    lines += lint_markdown(report.lint)
+    lines += caching_markdown(report)
+    lines += pooling_markdown(report.pooling)
     lines += ["## Queries", ""]
     for query in report.queries:
         lines.append(f"### `{query.id}`")
@@ -175,8 +182,12 @@ def roots(findings: list[NPlusOne]) -> list[NPlusOne]:
 
 
 def _nplus1(finding: NPlusOne) -> list[str]:
-    lines = [f"### N+1: `{finding.relationship_name}` -> `{finding.strategy}`", ""]
+    where = f" in `{finding.location}`" if finding.location else ""
+    lines = [f"### N+1: `{finding.relationship_name}` -> `{finding.strategy}`{where}", ""]
     lines += [nplus1_message(finding) + ".", ""]
+    place = nplus1_where(finding, "`")
+    if place:
+        lines += [place[:1].upper() + place[1:] + ".", ""]
     nested = [child.relationship_name for child in finding.nested]
     if nested:
         lines += [f"Nested in it: {', '.join(f'`{n}`' for n in nested)}.", ""]
@@ -203,6 +214,8 @@ def _pattern(finding: OrmFinding, models: ModelMap | None) -> list[str]:
     lines += [finding.message, ""]
     if finding.caveat:
         lines += [f"_Caveat:_ {finding.caveat}", ""]
+    if finding.location:
+        lines += [f"Run at `{finding.location}`.", ""]
     if finding.defined_at:
         lines += [f"Declared at `{finding.defined_at}`.", ""]
     rewrite = finding.rewrite
@@ -241,4 +254,25 @@ def orm_markdown(orm: OrmReport) -> list[str]:
         lines += _nplus1(finding)
     for pattern in orm.patterns:
         lines += _pattern(pattern, orm.user_models)
+    return lines
+
+
+def caching_markdown(report: Report) -> list[str]:
+    """The "Caching candidates" section, only when there is one."""
+    if not report.caching:
+        return []
+    lines = ["## Caching candidates", ""]
+    for candidate in report.caching:
+        lines += [f"### `{candidate.function}` (`{candidate.group.fingerprint}`)", ""]
+        lines += _fence("sql", candidate.group.example.sql)
+        lines += [describe(candidate), "", f"Tables: {tables_text(candidate)}.", ""]
+        if candidate.sites:
+            lines += ["Called at " + ", ".join(f"`{s}`" for s in candidate.sites) + ".", ""]
+        lines += [f"**Invalidation:** {candidate.invalidation}", ""]
+        for sketch in candidate.sketches:
+            lines += [f"{sketch.title}:", "", *_fence(sketch.language, sketch.code.rstrip())]
+    for refusal in report.caching_refused:
+        lines.append(f"- not cached: `{refusal.group.fingerprint}`: {refusal.reason}")
+    if report.caching_refused:
+        lines.append("")
     return lines

@@ -103,6 +103,21 @@ def nplus1_message(finding: NPlusOne) -> str:
     return text + (f" ({'; '.join(facts)})" if facts else "")
 
 
+def nplus1_where(finding: NPlusOne, quote: str = "") -> str | None:
+    """``loop at app/views.py:42; parent rows read at app/views.py:40 (the loader option
+    goes there)``: the application lines, when the in-app capture recorded them
+    (``quote`` around each, a backtick for Markdown)."""
+    parts = []
+    if finding.location:
+        parts.append(f"loop at {quote}{finding.location}{quote}")
+    if finding.source_location:
+        parts.append(
+            f"parent rows read at {quote}{finding.source_location}{quote} "
+            "(the loader option goes there)"
+        )
+    return "; ".join(parts) or None
+
+
 def orm_counts(nplus1: int, patterns: int) -> str:
     """``2 N+1 patterns, 1 other ORM finding``."""
     return f"{_plural(nplus1, 'N+1 pattern')}, {_plural(patterns, 'other ORM finding')}"

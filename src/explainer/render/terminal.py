@@ -8,7 +8,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from explainer.advise.caching import CachingCandidate, describe, tables_text
 from explainer.advise.model import IndexCandidate
+from explainer.lint.render import finding_panel as lint_panel
 from explainer.orm.loaders import Alternative
 from explainer.orm.models import ModelMap
 from explainer.orm.nplus1 import NPlusOne
@@ -23,17 +25,19 @@ from explainer.render.phrases import (
     format_ms,
     model_suggestion,
     nplus1_message,
+    nplus1_where,
     orm_counts,
     regression_phrase,
     saving_phrase,
     serves_phrase,
     with_imports,
 )
+from explainer.render.pooling import render_pooling
 from explainer.render.sql import index_sql, suggestion_sql
 from explainer.render.sqlalchemy import index_declaration, table_args_declaration
 from explainer.report import OrmReport, QueryReport, Report
 from explainer.rules import Severity
-from explainer.units import format_size
+from explainer.units import format_size, one_line
 
 _SEVERITY_STYLE = {Severity.HIGH: "bold red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"}
 
@@ -49,6 +53,8 @@ def _header(report: Report) -> Text:
     )
     if report.orm.count:
         text.append(f" · {orm_counts(len(report.orm.nplus1), len(report.orm.patterns))}")
+    if report.lint:
+        text.append(f" · {len(report.lint)} schema finding{'' if len(report.lint) == 1 else 's'}")
     if report.inputs.set_aside:
         text.append(f" · {report.inputs.set_aside} utility statements set aside")
     skipped = sum(report.inputs.skipped.values())
@@ -129,6 +135,9 @@ def _alternatives(alternatives: tuple[Alternative, ...]) -> list[RenderableType]
 
 def _nplus1_panel(finding: NPlusOne) -> RenderableType:
     parts: list[RenderableType] = [Text(nplus1_message(finding))]
+    where = nplus1_where(finding)
+    if where:
+        parts.append(Text(where, style="bold"))
     if finding.nested:
         names = ", ".join(child.relationship_name for child in finding.nested)
         parts.append(Text(f"nested in it: {names}", style="dim"))
@@ -151,7 +160,8 @@ def _nplus1_panel(finding: NPlusOne) -> RenderableType:
         ]
     return Panel(
         Group(*parts),
-        title=f"[b]N+1[/b] {finding.relationship_name} -> {finding.strategy}",
+        title=f"[b]N+1[/b] {finding.relationship_name} -> {finding.strategy}"
+        + (f" in {finding.location}" if finding.location else ""),
         title_align="left",
         border_style="magenta",
     )
@@ -162,6 +172,8 @@ def _pattern_panel(finding: OrmFinding, models: ModelMap | None) -> RenderableTy
     parts: list[RenderableType] = [Text(finding.message)]
     if finding.caveat:
         parts.append(Text(f"caveat: {finding.caveat}", style="yellow"))
+    if finding.location:
+        parts.append(Text(f"run at {finding.location}", style="bold"))
     if finding.defined_at:
         parts.append(Text(f"declared at {finding.defined_at}", style="dim"))
     parts += [
@@ -271,6 +283,38 @@ def _query(number: int, query: QueryReport) -> RenderableType:
     return Group(*parts, Text())
 
 
+def _caching_panel(candidate: CachingCandidate) -> RenderableType:
+    parts: list[RenderableType] = [
+        Syntax(candidate.group.example.sql, "sql", word_wrap=True, background_color="default"),
+        Text(describe(candidate)),
+        Text(f"tables: {tables_text(candidate)}", style="dim"),
+    ]
+    if candidate.site:
+        parts.append(Text(f"called at {', '.join(candidate.sites)}", style="dim"))
+    parts.append(Text(f"invalidation: {candidate.invalidation}", style="yellow"))
+    for sketch in candidate.sketches:
+        parts += [Text(f"{sketch.title}:", style="italic"), _code(sketch.code, sketch.language)]
+    return Panel(
+        Group(*parts),
+        title=f"[b]cache[/b] {candidate.function} (hit rate {candidate.hit_rate:.0%})",
+        title_align="left",
+        border_style="cyan",
+    )
+
+
+def render_caching(report: Report, console: Console) -> None:
+    """The "Caching candidates" section, only when there is one."""
+    if not report.caching:
+        return
+    console.rule("Caching candidates", align="left")
+    for candidate in report.caching:
+        console.print(_caching_panel(candidate))
+    for refusal in report.caching_refused:
+        sql = one_line(refusal.group.example.sql, 80)
+        console.print(Text(f"not cached: {sql}: {refusal.reason}", style="dim"))
+    console.print()
+
+
 def render_terminal(report: Report, console: Console) -> None:
     console.print(_header(report))
     console.print()
@@ -288,6 +332,13 @@ def render_terminal(report: Report, console: Console) -> None:
     if report.removals:
         console.rule("Indexes to remove", align="left")
         console.print(_removals(report))
+    if report.lint:
+        console.rule("Schema", align="left")
+        for number, finding in enumerate(report.lint, start=1):
+            console.print(lint_panel(number, finding))
+        console.print()
+    render_caching(report, console)
+    render_pooling(report.pooling, console)
     console.rule("Queries", align="left")
     for number, query in enumerate(report.queries, start=1):
         console.print(_query(number, query))

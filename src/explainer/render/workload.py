@@ -40,6 +40,9 @@ def group_dict(group: QueryGroup) -> dict[str, Any]:
         "samples": [
             {"sql": s.sql, "parameters": list(s.parameters), "line": s.line} for s in group.samples
         ],
+        "locations": [
+            {"location": where, "calls": calls} for where, calls in group.ranked_locations()
+        ],
     }
 
 
