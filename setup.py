@@ -65,6 +65,9 @@ def _extensions() -> list[Any]:
     except Exception as exc:  # noqa: BLE001 - mypy missing, or mypyc rejects a module
         _warn(f"mypyc unavailable ({exc})")
         return []
+    except SystemExit:  # mypy's type errors end in sys.exit, after printing them
+        _warn("mypyc could not type-check the hot modules (errors above)")
+        return []
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

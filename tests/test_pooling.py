@@ -21,6 +21,7 @@ from typing import Any, Literal, cast
 
 import psycopg
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import create_engine, text
 
 from explainer.advise.pooling import (
@@ -383,6 +384,74 @@ def test_a_pool_that_ran_out_gets_exhaustion_waits_and_capped_settings(
     reasons = report["pooling"]["recommendation"]["reasons"]
     assert reasons["pool_size"].endswith(
         "capped at 80% of the server's 47 usable connections shared by 2 processes = 18 per process"
+    )
+
+
+def test_the_capture_of_a_pool_too_small_for_its_threads_gets_pool_exhausted(
+    shop: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real hook end to end: a pool of one connection, a request that holds it, and
+    requests that wait for it and time out."""
+    from explainer.capture import capturing
+
+    engine = create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: psycopg.connect(shop),
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.2,
+    )
+    path = tmp_path / "capture.jsonl"
+    timeouts = 0
+    with capturing(engine, path):
+        held = threading.Event()
+        done = threading.Event()
+
+        def slow_request() -> None:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT name FROM items WHERE id = 1")).all()
+                held.set()
+                done.wait(10)
+
+        holder = threading.Thread(target=slow_request)
+        holder.start()
+        held.wait(10)
+        for _ in range(3):
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            except sqlalchemy.exc.TimeoutError:
+                timeouts += 1
+        done.set()
+        holder.join(10)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT name FROM items WHERE id = 2")).all()
+    engine.dispose()
+    assert timeouts == 3
+
+    report = analyze(capsys, "--dsn", shop, "--log", str(path))
+    assert rules(report)[:1] == ["pool-exhausted"]
+    exhausted = finding(report, "pool-exhausted")
+    assert exhausted["message"].startswith(
+        "pool exhausted: 3 checkouts waited over pool_timeout (0.2 s) and failed"
+    )
+    observed = report["pooling"]["observed"]
+    assert (observed["processes"], observed["pool_timeouts"]) == (1, 3)
+    settings = report["pooling"]["recommendation"]["create_engine"]
+    waits = finding(report, "pool-waits")
+    # 3 timeouts and the checkout that waited for the connection to come back.
+    assert waits["message"].startswith("4 of 5 checkouts waited for a connection")
+    recommendation = report["pooling"]["recommendation"]
+    # Demand above a full pool of 1: 1.5 x 1 -> the minimum 2, overflow at least 2.
+    assert recommendation["create_engine"] == {
+        "pool_size": 2,
+        "max_overflow": 2,
+        "pool_timeout": 1,
+        "pool_recycle": 1800,
+        "pool_pre_ping": True,
+    }
+    assert recommendation["reasons"]["pool_timeout"].startswith(
+        "at least 1 s: the application's own 0.2 s"
     )
 
 

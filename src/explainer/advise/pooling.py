@@ -383,6 +383,8 @@ def pool_findings(summary: ConnectionSummary) -> list[PoolingFinding]:
             )
         )
     slow = summary.max_wait_ms is not None and summary.max_wait_ms >= SLOW_WAIT_MS
+    # The waits count the checkouts that timed out too: they waited longest of all.
+    attempts = summary.pool_checkouts + summary.pool_timeouts
     if summary.pool_waits >= POOL_WAITS_MIN and (slow or full):
         findings.append(
             PoolingFinding(
@@ -390,7 +392,7 @@ def pool_findings(summary: ConnectionSummary) -> list[PoolingFinding]:
                 severity=Severity.MEDIUM,
                 title="Requests wait for a connection",
                 message=(
-                    f"{summary.pool_waits} of {summary.pool_checkouts} checkouts waited for a "
+                    f"{summary.pool_waits} of {attempts} checkouts waited for a "
                     f"connection (longest {summary.max_wait_ms or 0:.0f} ms)"
                     + (
                         f"; the pool ran full ({summary.peak_checked_out} of {capacity})"
@@ -402,6 +404,7 @@ def pool_findings(summary: ConnectionSummary) -> list[PoolingFinding]:
                 numbers={
                     "waits": summary.pool_waits,
                     "checkouts": summary.pool_checkouts,
+                    "attempts": attempts,
                     "max_wait_ms": summary.max_wait_ms,
                     "peak_checked_out": summary.peak_checked_out,
                     "capacity": capacity,
@@ -589,9 +592,15 @@ def engine_settings(
         f"fail a request after {POOL_TIMEOUT_S} s without a connection, below the usual "
         "proxy and gateway timeouts, instead of SQLAlchemy's 30 s"
     )
-    if current_timeout is not None and 0 < current_timeout < POOL_TIMEOUT_S:
-        timeout = max(1, math.floor(current_timeout))
-        timeout_why = "the application's own, already shorter"
+    if current_timeout is not None and 1 <= current_timeout < POOL_TIMEOUT_S:
+        timeout = math.floor(current_timeout)
+        timeout_why = f"the application's own ({current_timeout:g} s), already shorter"
+    elif current_timeout is not None and 0 < current_timeout < 1:
+        timeout = 1
+        timeout_why = (
+            f"at least 1 s: the application's own {current_timeout:g} s fails requests that "
+            "a moment's wait for a returning connection would serve"
+        )
     reasons.append(("pool_timeout", timeout_why))
     if idle_session_timeout_ms > 0:
         recycle = max(1, math.floor(idle_session_timeout_ms / 1000 * RECYCLE_SHARE))
