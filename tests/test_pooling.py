@@ -437,7 +437,6 @@ def test_the_capture_of_a_pool_too_small_for_its_threads_gets_pool_exhausted(
     )
     observed = report["pooling"]["observed"]
     assert (observed["processes"], observed["pool_timeouts"]) == (1, 3)
-    settings = report["pooling"]["recommendation"]["create_engine"]
     waits = finding(report, "pool-waits")
     # 3 timeouts and the checkout that waited for the connection to come back.
     assert waits["message"].startswith("4 of 5 checkouts waited for a connection")
