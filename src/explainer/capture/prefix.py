@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from explainer.capture.records import SEVERITIES, TIMED_STEP, LogRecord, transaction_of
 
@@ -355,3 +355,417 @@ def detect_parser(
 def with_fallback(primary: PrefixParser, fallback: LineParser) -> PrefixParser:
     """``primary``, reading with ``fallback`` the lines it does not fit."""
     return PrefixParser(primary.prefix, primary.pattern, fallback)
+
+
+# -- the prefix program ---------------------------------------------------------------------
+#
+# The fast regex costs ~10,000 machine instructions a line (its lazy ``\S*?`` values try
+# the rest of the pattern after each character), a third of a query's whole cost once the
+# reader is compiled. For the usual prefixes a handful of str operations (find, slices,
+# character codes) read the same fields in a tenth of that when mypyc compiles them. They
+# are not a second parser to keep in step with the regex: the program only ever answers
+# when its answer is provably the regex's, and otherwise says "unsure" and the regex
+# reads the line. The proof is the regex engine's own order: at each choice the program
+# takes the option the engine tries first among those that can get past the very next
+# element (the longest run of a greedy ``\d+``; the first occurrence of the literal after
+# a lazy value), so when the program gets to the end of the line, the engine gets there
+# the same way. Whenever that reasoning would need more (a ``:`` inside a lazy value that
+# a severity could end at, a character that may be Unicode whitespace or a Unicode digit,
+# an alternative that fails after its first element), the program gives up on the line.
+
+# Final: mypyc makes these C constants (a plain module global is a dict lookup each use).
+_LITERAL: Final = 0
+_STAMP: Final = 1
+_STAMP_MS: Final = 2
+_DIGITS: Final = 3
+_WORD: Final = 4
+_NO_FIELD: Final = 0
+_PID: Final = 1
+_TIMESTAMP: Final = 2
+_USER: Final = 3
+_DATABASE: Final = 4
+_PROGRAM_FIELDS = {"p": _PID, "m": _TIMESTAMP, "t": _TIMESTAMP, "u": _USER, "d": _DATABASE}
+_PROGRAM_OPS = {"m": _STAMP_MS, "t": _STAMP, "p": _DIGITS, "l": _DIGITS}
+_PROGRAM_WORDS = frozenset("udrhL")  # the \S*? values
+_TAIL_STARTS: Final = " " + "".join(sorted({name[0] for name in SEVERITIES.split("|")}))
+_SEVERITY_WORDS: Final = frozenset(
+    [*(name for name in SEVERITIES.split("|") if "[" not in name), "DEBUG"]
+    + [f"DEBUG{level}" for level in "12345"]
+)
+_KINDS: Final = ("statement", "execute", "parse", "bind")
+_OK: Final = 0
+_FAILED: Final = 1
+_UNSURE: Final = 2
+_ZERO: Final = 48  # ord("0")
+_NINE: Final = 57  # ord("9")
+
+
+class PrefixProgram:
+    """A ``log_line_prefix`` compiled to str operations; see the comment above.
+
+    :meth:`read` fills the fields of :class:`FastEntry` exactly as a match of
+    :func:`compile_fast` would, or returns False when it is not sure it can.
+    """
+
+    def __init__(self, ops: list[int], texts: list[str], fields: list[int], optional: int) -> None:
+        self.ops = ops
+        """What each step reads (``_LITERAL``, ``_STAMP``...)."""
+        self.texts = texts
+        """The text of each ``_LITERAL`` step ("" for the others)."""
+        self.fields = fields
+        """The field each step fills (``_NO_FIELD`` for literals and unnamed values)."""
+        self.optional = optional
+        """The first step after ``%q`` (every step from there on is optional), or -1."""
+
+
+def compile_program(prefix: str) -> PrefixProgram | None:
+    """The program of ``prefix``, or None when it holds what the program cannot read
+    (padding, escapes other than ``%m %t %p %l %u %d %r %h %L %q %%``, a lazy value not
+    followed by literal text or the severity): such a prefix is read by the regex."""
+    body = prefix.rstrip()
+    ops: list[int] = []
+    texts: list[str] = []
+    fields: list[int] = []
+    used: set[int] = set()
+
+    def emit(op: int, text: str, field: int) -> None:
+        ops.append(op)
+        texts.append(text)
+        fields.append(field)
+
+    optional = -1
+    pos = 0
+    literal = ""
+    while pos < len(body):
+        percent = body.find("%", pos)
+        if percent < 0:
+            literal += body[pos:]
+            break
+        literal += body[pos:percent]
+        escape = _ESCAPE.match(body, percent)
+        if escape is None:  # a lone % at the very end
+            literal += "%"
+            break
+        padding, letter = escape.groups()
+        pos = escape.end()
+        if letter == "%":
+            literal += "%"
+            continue
+        if padding is not None:
+            return None
+        if letter == "q":
+            if optional < 0:
+                if literal:
+                    emit(_LITERAL, literal, _NO_FIELD)
+                    literal = ""
+                optional = len(ops)
+            continue
+        if letter not in _PROGRAM_OPS and letter not in _PROGRAM_WORDS:
+            if letter in _ESCAPES:
+                return None
+            continue  # any other escape expands to nothing, as in the server
+        if literal:
+            emit(_LITERAL, literal, _NO_FIELD)
+            literal = ""
+        field = _PROGRAM_FIELDS.get(letter, _NO_FIELD)
+        if field in used:
+            field = _NO_FIELD  # the regex names only a field's first escape
+        used.add(field)
+        emit(_WORD if letter in _PROGRAM_WORDS else _PROGRAM_OPS[letter], "", field)
+    if literal:
+        emit(_LITERAL, literal, _NO_FIELD)
+    for index, op in enumerate(ops):
+        # A lazy value must be followed by literal text (its end is where that text first
+        # occurs) or come last (its end is the first blank): else the regex's choice
+        # depends on what comes after, which the program does not follow.
+        if op == _WORD and index + 1 < len(ops) and ops[index + 1] != _LITERAL:
+            return None
+    if optional == len(ops):
+        optional = -1  # %q at the end: an empty optional part
+    return PrefixProgram(ops, texts, fields, optional)
+
+
+def _digits_end(line: str, pos: int, end: int) -> int:
+    """Where the run of ASCII digits from ``pos`` ends; -1 if a character after it may be
+    a Unicode digit (``\\d`` matches those too: the program is then unsure)."""
+    while pos < end:
+        code = ord(line[pos])
+        if code > 127:
+            return -1
+        if code < _ZERO or code > _NINE:
+            return pos
+        pos += 1
+    return pos
+
+
+def _is_digits(line: str, start: int, end: int) -> bool:
+    """Whether ``line[start:end]`` is all ASCII digits (the caller checked the length)."""
+    while start < end:
+        code = ord(line[start])
+        if code < _ZERO or code > _NINE:
+            return False
+        start += 1
+    return True
+
+
+def _blanks(value: str) -> int:
+    """``_OK`` when ``value`` surely has no whitespace, ``_FAILED`` when it surely has,
+    ``_UNSURE`` otherwise (every whitespace but the space is unprintable, not the reverse)."""
+    if " " in value:
+        return _FAILED
+    return _OK if value.isprintable() else _UNSURE
+
+
+class FastEntry:
+    """The fields of the last line read, as the groups of a :func:`compile_fast` match.
+
+    One instance is reused for every line (the stderr reader settles an entry before it
+    reads the next), so a line costs no match object and no tuple of groups. Lines the
+    prefix's :class:`PrefixProgram` cannot vouch for are matched with the regex and its
+    groups copied here: the fields are the same whichever read the line.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        pattern = compile_fast(prefix)
+        self.program = compile_program(prefix)
+        self._match = pattern.match
+        self._fields = field_getter(pattern, FAST_FIELDS)
+        self._body = pattern.groupindex["body"]
+        self.line = ""
+        self.pid: str | None = None
+        self.session_id: str | None = None
+        self.timestamp: str | None = None
+        self.user: str | None = None
+        self.database: str | None = None
+        self.application: str | None = None
+        self.vxid: str | None = None
+        self.xid: str | None = None
+        self.severity = ""
+        self.ms: str | None = None
+        self.kind: str | None = None
+        self.sql = ""
+        self.body = 0
+        """Where the message starts in ``line``."""
+        # Fields the prefix lacks read "" (the fast pattern's empty ``missing`` group).
+        names = pattern.groupindex
+        self._absent = [
+            "" if name not in names else None for name in ("pid", "timestamp", "user", "database")
+        ]
+
+    def read(self, line: str) -> bool:
+        """Read ``line``; False when the prefix does not fit it."""
+        program = self.program
+        if program is not None and self._run(program, line):
+            return True
+        match = self._match(line)
+        if match is None:
+            return False
+        (self.pid, self.session_id, self.timestamp, self.user, self.database,
+         self.application, self.vxid, self.xid, self.severity, self.ms, self.kind,
+         self.sql) = self._fields(match.groups())  # fmt: skip
+        self.line = line
+        self.body = match.start(self._body)
+        return True
+
+    def message(self) -> str:
+        """The whole message of the line (``sql`` unless a timed step was split off)."""
+        return self.sql if self.kind is None else self.line[self.body :]
+
+    def _run(self, program: PrefixProgram, line: str) -> bool:
+        """Read ``line`` with ``program``; False when unsure (nothing is then kept)."""
+        if line.find("\n") >= 0:
+            return False  # the regex's ``.*`` stops there
+        end = len(line)
+        ops, texts, fields = program.ops, program.texts, program.fields
+        optional = program.optional
+        values: list[str | None] = ["", "", "", "", ""]
+        absent = self._absent
+        values[_PID], values[_TIMESTAMP] = absent[0], absent[1]
+        values[_USER], values[_DATABASE] = absent[2], absent[3]
+        pos = 0
+        index = 0
+        count = len(ops)
+        while index < count:
+            op = ops[index]
+            start = pos
+            state = _OK
+            if op == _LITERAL:
+                text = texts[index]
+                if line.find(text, pos, pos + len(text)) != pos:
+                    state = _FAILED
+                pos += len(text)
+            elif op == _DIGITS:
+                pos = _digits_end(line, pos, end)
+                if pos < 0:
+                    return False
+                if pos == start:
+                    state = _FAILED
+            elif op == _WORD:
+                if index + 1 < count:  # a literal follows: the value ends where it starts
+                    pos = line.find(texts[index + 1], pos)
+                    state = _FAILED if pos < 0 else _blanks(line[start:pos])
+                else:  # the severity follows: the value is the run up to a blank
+                    pos = line.find(" ", pos)
+                    if pos < 0:
+                        return False
+                    value = line[start:pos]
+                    # A severity and its colon could end the lazy value early.
+                    if ":" in value or not value.isprintable():
+                        return False
+            else:
+                pos = _stamp_end(line, pos, end, op == _STAMP_MS)
+                if pos < 0:
+                    return False
+            if state != _OK:
+                # The optional part's first step failing for good means the regex takes
+                # its empty alternative; any other failure is for the regex to judge.
+                if state == _FAILED and index == optional:
+                    pos = start
+                    for field in fields[index:]:
+                        values[field] = None
+                    break
+                return False
+            field = fields[index]
+            if field != _NO_FIELD:
+                values[field] = line[start:pos]
+            index += 1
+        if not self._tail(line, pos, end):
+            return False
+        self.line = line
+        self.pid, self.timestamp = values[_PID], values[_TIMESTAMP]
+        self.user, self.database = values[_USER], values[_DATABASE]
+        self.session_id = self.application = self.vxid = self.xid = ""
+        return True
+
+    def _tail(self, line: str, pos: int, end: int) -> bool:
+        """Read the severity and the start of the message from ``pos``, as ``_FAST_TAIL``."""
+        if pos >= end or line[pos] not in _TAIL_STARTS:
+            return False
+        while pos < end and line[pos] == " ":
+            pos += 1
+        colon = line.find(":", pos, pos + 10)
+        if colon < 0:
+            return False
+        severity = line[pos:colon]
+        if severity not in _SEVERITY_WORDS:
+            return False
+        pos = colon + 1
+        if pos < end:
+            if line[pos] != " ":
+                return False
+            while pos < end and line[pos] == " ":
+                pos += 1
+        self.severity = severity
+        self.body = pos
+        self.ms = self.kind = None
+        sql = _timed_step(self, line, pos, end)
+        if sql < 0:
+            if sql == -2:
+                return False
+            sql = pos
+        self.sql = line[sql:]
+        return True
+
+
+def _timed_step(entry: FastEntry, line: str, pos: int, end: int) -> int:
+    """Read ``duration: X ms  kind [name]: `` (``TIMED_STEP``) at ``pos`` into ``entry``;
+    where the statement starts, -1 if the message is not one, -2 if unsure."""
+    if line.find("duration: ", pos, pos + 10) != pos:
+        return -1
+    start = pos + 10
+    pos = _digits_end(line, start, end)
+    if pos < 0:
+        return -2
+    if pos == start:
+        return -1
+    if pos + 1 < end and line[pos] == ".":
+        fraction = _digits_end(line, pos + 1, end)
+        if fraction < 0:
+            return -2
+        if fraction > pos + 1:
+            pos = fraction
+    ms = line[start:pos]
+    if line.find(" ms ", pos, pos + 4) != pos:
+        return -1
+    pos += 4
+    while pos < end and line[pos] == " ":
+        pos += 1
+    kind = ""
+    for name in _KINDS:
+        if line.find(name, pos, pos + len(name)) == pos:
+            kind = name
+            break
+    if not kind:
+        return -1
+    pos += len(kind)
+    fetch = line.find(" fetch from", pos, pos + 11) == pos
+    if fetch:
+        pos += 11
+    # (?: \S*|): — a name is a run of non-blanks ending with the colon.
+    sql = -1
+    if pos < end and line[pos] == " ":
+        blank = line.find(" ", pos + 1)
+        if blank > pos + 1:
+            name = line[pos + 1 : blank]
+            if not name.isprintable():
+                return -2
+            if name[-1] == ":":
+                sql = blank + 1
+    elif line.find(": ", pos, pos + 2) == pos:
+        sql = pos + 2
+    if sql < 0:
+        # Without " fetch from" the name part could read more ways than the program follows.
+        return -2 if fetch else -1
+    entry.ms, entry.kind = ms, kind
+    return sql
+
+
+def _stamp_end(line: str, pos: int, end: int, fraction: bool) -> int:
+    """Where a ``%t`` (``fraction``: ``%m``) timestamp from ``pos`` ends, zone included;
+    -1 when the program cannot be sure."""
+    stop = pos + 19
+    if (
+        stop > end
+        or line[pos + 4] != "-"
+        or line[pos + 7] != "-"
+        or line[pos + 10] != " "
+        or line[pos + 13] != ":"
+        or line[pos + 16] != ":"
+        or not _is_digits(line, pos, pos + 4)
+        or not _is_digits(line, pos + 5, pos + 7)
+        or not _is_digits(line, pos + 8, pos + 10)
+        or not _is_digits(line, pos + 11, pos + 13)
+        or not _is_digits(line, pos + 14, pos + 16)
+        or not _is_digits(line, pos + 17, stop)
+    ):
+        return -1
+    pos = stop
+    if fraction:
+        if pos >= end or line[pos] != ".":
+            return -1
+        pos = _digits_end(line, pos + 1, end)
+        if pos <= stop + 1:
+            return -1
+    # The zone, (?: (?:[A-Za-z][\w/+-]*|[+-]\d\d(?::?\d\d|))|): an abbreviation, an
+    # offset, or nothing.
+    if pos + 1 >= end or line[pos] != " ":
+        return pos
+    code = ord(line[pos + 1])
+    if 65 <= code <= 90 or 97 <= code <= 122:
+        pos += 2
+        while pos < end:
+            code = ord(line[pos])
+            if code > 127:
+                return -1  # \w takes Unicode letters
+            if not (
+                _ZERO <= code <= _NINE
+                or 65 <= code <= 90
+                or 97 <= code <= 122
+                or code in (43, 45, 47, 95)  # + - / _
+            ):
+                break
+            pos += 1
+        return pos
+    if code == 43 or code == 45:  # + or -
+        return -1  # numeric offsets: left to the regex
+    return pos

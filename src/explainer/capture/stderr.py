@@ -12,19 +12,17 @@ queries, with a fast path for the commonest records of a known prefix.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from explainer.capture.model import CapturedQuery, CaptureStats
 from explainer.capture.prefix import (
     DETECT_LINES,
-    FAST_FIELDS,
     TOLERANT,
+    FastEntry,
     LineParser,
     PrefixParser,
     count_matches,
     detect_parser,
-    field_getter,
     header_lines,
     parser_for,
     with_fallback,
@@ -112,37 +110,43 @@ def stderr_queries(
     any record those decline, becomes the LogRecord :func:`stderr_records` would make,
     for ``feed``.
     """
-    if not isinstance(parse, PrefixParser) or (pattern := parse.fast_pattern()) is None:
+    if not isinstance(parse, PrefixParser) or parse.fast_pattern() is None:
         for query in assembler.run(stderr_records(numbered_lines, parse, stats)):
             if count:
                 stats.queries += 1
             yield query
         return
-    match = pattern.match
-    fields = field_getter(pattern, FAST_FIELDS)
+    # One FastEntry holds the fields of the entry being read (its first line): the
+    # prefix's program or, when that is unsure, the fast regex fills it.
+    entry = FastEntry(parse.prefix)
     fallback = parse.fallback
-    feed, feed_timed, feed_detail = assembler.feed, assembler.feed_timed, assembler.feed_detail
     out = assembler.out
+    # feed_timed and feed_detail are called as methods: mypyc makes those native calls.
+    # The general path is rare; it goes through the bound method, which is what a test
+    # (or a subclass) that replaces ``feed`` sees.
+    feed = assembler.feed
 
-    def settle(number: int, entry: re.Match[str], parts: list[str]) -> None:
-        """Hand on an entry the prefix read (``parts``: its continuation lines)."""
-        (pid, session_id, timestamp, user, database, application, vxid, xid, severity,
-         ms, kind, sql) = fields(entry.groups())  # fmt: skip
-        key = pid or session_id
+    def settle(number: int, parts: list[str]) -> None:
+        """Hand on the entry the prefix read (``parts``: its continuation lines)."""
+        key = entry.pid or entry.session_id
+        vxid, xid = entry.vxid, entry.xid
         transaction = transaction_of(vxid, xid) if vxid or xid else None
+        severity, kind, sql = entry.severity, entry.kind, entry.sql
         if kind is not None and severity == "LOG":
+            ms = entry.ms
+            assert ms is not None  # read with kind
             if parts and (kind == "statement" or kind == "execute"):
                 sql = "\n".join((sql, *parts))
-            if feed_timed(
+            if assembler.feed_timed(
                 number,
-                key,
+                key or "",
                 kind,
                 ms,
                 sql,
-                timestamp or None,
-                user or None,
-                database or None,
-                application or None,
+                entry.timestamp or None,
+                entry.user or None,
+                entry.database or None,
+                entry.application or None,
                 transaction,
             ):
                 return
@@ -150,22 +154,22 @@ def stderr_queries(
             if parts:
                 sql = "\n".join((sql, *parts))
                 parts = []
-            if feed_detail(key, sql):
+            if assembler.feed_detail(key or "", sql):
                 return
         # The general path, with the record PrefixParser would have made.
-        message = sql if kind is None else entry.string[entry.start("body") :]
+        message = entry.message()
         if parts:
             message = "\n".join((message, *parts))
         feed(
             LogRecord(
                 number,
-                key,
+                key or "",
                 severity,
                 message,
-                timestamp or None,
-                user or None,
-                database or None,
-                application or None,
+                entry.timestamp or None,
+                entry.user or None,
+                entry.database or None,
+                entry.application or None,
                 transaction,
             )
         )
@@ -176,9 +180,10 @@ def stderr_queries(
             record.message = "\n".join((record.message, *parts))
         feed(record)
 
-    # The entry being read: what the prefix read of its first line (entry), or else the
-    # record the fallback parser made of it (record); as in stderr_records.
-    entry: re.Match[str] | None = None
+    # The entry being read: what the prefix read of its first line (``entry``, when
+    # ``read``), or else the record the fallback parser made of it (record); as in
+    # stderr_records.
+    read = False
     record: LogRecord | None = None
     start = 0  # the line where it starts
     parts: list[str] = []  # its continuation lines
@@ -186,38 +191,43 @@ def stderr_queries(
     for number, raw in numbered_lines:
         line = raw.rstrip("\n").removesuffix("\r")
         if not line or line[0] in " \t":
-            if entry is not None or record is not None:
+            if read or record is not None:
                 parts.append(line[1:] if line[0:1] == "\t" else line)
             elif line:
                 stats.skip(ORPHAN_CONTINUATION)
             continue
-        if entry is not None:
-            # settle(start, entry, parts), its two commonest cases inlined to save a
-            # call per record; what they decline goes to settle, which starts again
-            # from the match.
-            (pid, session_id, timestamp, user, database, application, vxid, xid, severity,
-             ms, kind, sql) = fields(entry.groups())  # fmt: skip
+        if read:
+            # settle(start, parts), its two commonest cases inlined to save a call per
+            # record; what they decline goes to settle, which starts again from the entry.
+            severity, kind = entry.severity, entry.kind
             if kind is not None and severity == "LOG":
+                ms, sql = entry.ms, entry.sql
+                assert ms is not None  # read with kind
                 if parts:  # only statement and execute read it
                     sql = "\n".join((sql, *parts))
-                done = feed_timed(
+                vxid, xid = entry.vxid, entry.xid
+                done = assembler.feed_timed(
                     start,
-                    pid or session_id,
+                    entry.pid or entry.session_id or "",
                     kind,
                     ms,
                     sql,
-                    timestamp or None,
-                    user or None,
-                    database or None,
-                    application or None,
+                    entry.timestamp or None,
+                    entry.user or None,
+                    entry.database or None,
+                    entry.application or None,
                     transaction_of(vxid, xid) if vxid or xid else None,
                 )
             elif severity == "DETAIL":
-                done = feed_detail(pid or session_id, "\n".join((sql, *parts)) if parts else sql)
+                sql = entry.sql
+                done = assembler.feed_detail(
+                    entry.pid or entry.session_id or "",
+                    "\n".join((sql, *parts)) if parts else sql,
+                )
             else:
                 done = False
             if not done:
-                settle(start, entry, parts)
+                settle(start, parts)
             if out:
                 if count:
                     stats.queries += len(out)
@@ -233,16 +243,16 @@ def stderr_queries(
                 out.clear()
         if parts:
             parts = []
-        entry = match(line)
-        if entry is None:
+        read = entry.read(line)
+        if not read:
             if fallback is not None:
                 record = fallback(line, number)
             if record is None:
                 stats.skip(UNRECOGNISED)
         start = number
     stats.lines_read = max(stats.lines_read, number)
-    if entry is not None:
-        settle(start, entry, parts)
+    if read:
+        settle(start, parts)
     elif record is not None:
         settle_record(record, parts)
     assembler.finish()
