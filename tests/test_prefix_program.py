@@ -53,7 +53,7 @@ def fields_of(entry: FastEntry) -> Fields:
 
 def program_read(prefix: str, line: str) -> Fields | None:
     """The program's fields, or None when it is unsure."""
-    entry = FastEntry(prefix)
+    entry = FastEntry(prefix, use_program=True)
     assert entry.program is not None
     if not entry._run(entry.program, line):
         return None
@@ -177,7 +177,7 @@ MALFORMED = [
 @pytest.mark.parametrize("line", UNSURE + MALFORMED)
 def test_program_leaves_doubtful_and_malformed_lines_to_the_regex(line: str) -> None:
     assert program_read(DEBIAN, line) is None
-    entry = FastEntry(DEBIAN)
+    entry = FastEntry(DEBIAN, use_program=True)
     expected = regex_read(DEBIAN, line)
     assert entry.read(line) is (expected is not None)
     if expected is not None:
@@ -233,7 +233,7 @@ MUTATIONS = " :@[]-./+,=0123456789LOGDETAIL ms\t\u00e9\u0661\n"
 @pytest.mark.parametrize("prefix", [p for p in KNOWN_PREFIXES if compile_program(p) is not None])
 def test_program_agrees_with_the_regex_on_damaged_lines(prefix: str) -> None:
     rng = random.Random(f"{prefix}")
-    entry = FastEntry(prefix)
+    entry = FastEntry(prefix, use_program=True)
     sure = 0
     for _ in range(3000):
         line = _line_of(prefix, rng)
