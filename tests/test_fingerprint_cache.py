@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -370,6 +371,70 @@ def test_coarse_key_reads_as_the_text(source: str) -> None:
 )  # fmt: skip
 def test_coarse_key(sql: str, expected: str | None) -> None:
     assert coarse_key(sql) == expected
+
+
+# What coarse_key's string and integer passes were, as regexes: the scans must agree.
+_STRING_REGEX = re.compile(r"'[^']*+(?:''[^']*+)*+'")
+_PREFIXED_REGEX = re.compile(
+    rf"''(?:(?<=&'')|(?<=[bBxXeEnN]'')(?<![{MODULE._IDENT_CHAR}][bBxXeEnN]''))", re.ASCII
+)
+
+
+def _strings_by_regex(sql: str) -> str | None:
+    key = _STRING_REGEX.sub("''", sql)
+    if key.count("'") & 1:  # a quote left over: a string never ends
+        return None
+    return None if _PREFIXED_REGEX.search(key) else key
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("select 1", "select 1"),
+        ("'a' || 'b'", "'' || ''"),
+        ("x = 'it''s' and y = ''''", "x = '' and y = ''"),
+        ("x = '' and y = 'z'", "x = '' and y = ''"),
+        ("x = 'a''", None),
+        ("x = 'a' || 'b", None),
+        ("'", None),
+        ("x = E'a'", None),
+        ("x = n'a'", None),
+        ("x = U&'a'", None),
+        ("b'1'", None),
+        ("'a'X'b'", None),
+        # After a name character the letter ends a name: a plain string follows.
+        ("nE'a' || 1e'b' || _x'c'", "nE'' || 1e'' || _x''"),
+        ("$b'd' || \u00e9e'f'", "$b'' || \u00e9e''"),
+    ],
+)  # fmt: skip
+def test_coarse_strings(sql: str, expected: str | None) -> None:
+    assert MODULE._coarse_strings(sql) == expected
+    assert _strings_by_regex(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a = 12 and b = 123456789", "a = 0 and b = 0"),
+        ("12,3456789012,(7)", "0,3456789012,(0)"),  # ten digits: kept
+        ("t1.c2 = x3 and $4 = _5", "t1.c2 = x3 and $4 = _5"),
+        ("1.5 + .5 + 5. + 1e5", "1.5 + .5 + 5. + 1e5"),
+        ("-1+2*3/4", "-0+0*0/0"),
+        ("", ""),
+    ],
+)  # fmt: skip
+def test_coarse_ints(text: str, expected: str) -> None:
+    assert MODULE._coarse_ints(text, True) == expected
+    assert MODULE._COARSE_INT.sub("0", text) == expected
+
+
+def test_coarse_scans_agree_with_the_regexes() -> None:
+    rng = random.Random(11)
+    for _ in range(20000):
+        sql = _soup(rng)
+        assert MODULE._coarse_strings(sql) == _strings_by_regex(sql), sql
+        expected = MODULE._COARSE_INT.sub("0", sql)
+        assert MODULE._coarse_ints(sql, sql.isascii()) == expected, sql
 
 
 def test_coarse_key_serves_literal_variants(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,6 +31,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Final
 
 import pglast
 from pglast.ast import Node
@@ -404,7 +405,8 @@ def _byte_offsets(sql: str) -> Callable[[int], int]:
 # shape_key() costs a regex pass with a Python call per literal. Most texts of a log can be
 # keyed more cheaply: :func:`coarse_key` replaces each plain string by ``''``, each integer
 # of up to nine digits by ``0`` and each ``digits.digits`` by ``0.0``, in three passes with
-# constant replacements (no Python call per literal), and refuses any text where those
+# no Python call per literal (``str.find`` scans, a regex for decimals; the scans' regex
+# equivalents are in tests/test_fingerprint_cache.py), and refuses any text where those
 # passes could read tokens differently from ``_SCAN``: quoted identifiers, comments (but a
 # single trailing ``/* ... */``, which the scanner too makes one space), dollar quotes,
 # E/N/B/X/U& strings, unterminated strings, NUL. Each replacement is a token of the same
@@ -418,11 +420,6 @@ def _byte_offsets(sql: str) -> Callable[[int], int]:
 # other literal (a ten-digit integer, ``1e5``, ``$1``...) stays as written, which only
 # makes more coarse keys, never a wrong one.
 
-_COARSE_STRING = re.compile(r"'[^']*+(?:''[^']*+)*+'")
-# A string right after a lone E, N, B or X, or after &: not a plain string to _SCAN.
-_COARSE_PREFIXED = re.compile(
-    rf"''(?:(?<=&'')|(?<=[bBxXeEnN]'')(?<![{_IDENT_CHAR}][bBxXeEnN]''))", re.ASCII
-)
 _COARSE_DOLLAR = re.compile(r"\$(?!\d)")
 _COARSE_INT = re.compile(rf"\d(?<![{_IDENT_CHAR}.]\d)\d{{0,8}}+(?![{_IDENT_CHAR}.])", re.ASCII)
 _COARSE_FLOAT = re.compile(rf"\d(?<![{_IDENT_CHAR}.]\d)\d*+\.\d++(?![{_IDENT_CHAR}.])", re.ASCII)
@@ -447,16 +444,109 @@ def coarse_key(sql: str) -> str | None:
         sql, tail = sql[:start], " "
     if "$" in sql and _COARSE_DOLLAR.search(sql) is not None:
         return None
-    if not sql.isascii() and _SURROGATES.search(sql):
+    is_ascii = sql.isascii()
+    if not is_ascii and _SURROGATES.search(sql):
         return None
-    key = _COARSE_STRING.sub("''", sql)
-    # One quote left over is a string that never ends (the regex pairs all others).
-    if key.count("'") & 1 or (key is not sql and _COARSE_PREFIXED.search(key) is not None):
+    key = _coarse_strings(sql)
+    if key is None:
         return None
-    key = _COARSE_INT.sub("0", key)
+    key = _coarse_ints(key, is_ascii)
     if _has_decimal_point(key):
         key = _COARSE_FLOAT.sub("0.0", key)
     return key + tail
+
+
+def _coarse_strings(sql: str) -> str | None:
+    """``sql`` with each string replaced by ``''``, or None if one never ends or is not
+    a plain string to ``_SCAN`` (one right after a lone E, N, B or X, or after ``&``).
+
+    A string runs from a quote to the next quote that is not doubled (``''`` is a quote
+    inside it). ``str.find`` jumps from quote to quote: cheaper than a regex pass, which
+    costs a call into the regex engine per text (tests/test_fingerprint_cache.py keeps
+    the regex this replaced, and checks that the two agree).
+    """
+    start = sql.find("'")
+    if start < 0:
+        return sql
+    end = len(sql)
+    pieces: list[str] = []
+    last = 0
+    while start >= 0:
+        close = sql.find("'", start + 1)
+        while close >= 0 and close + 1 < end and sql[close + 1] == "'":
+            close = sql.find("'", close + 2)
+        if close < 0 or (start > 0 and _is_prefixed(sql, start)):
+            return None
+        pieces.append(sql[last:start])
+        pieces.append("''")
+        last = close + 1
+        start = sql.find("'", last)
+    pieces.append(sql[last:])
+    return "".join(pieces)
+
+
+def _is_prefixed(sql: str, quote: int) -> bool:
+    """Whether the string opening at ``quote`` (> 0) is an E, N, B, X or U& string."""
+    before = sql[quote - 1]
+    if before == "&":
+        return True
+    if before not in "bBxXeEnN":
+        return False
+    if quote == 1:
+        return True
+    before = sql[quote - 2]  # a name character there: the letter ends a name, not a prefix
+    return before not in _ASCII_NAME_CHARS and before < "\x80"
+
+
+# _IDENT_CHAR's ASCII part.
+_ASCII_NAME_CHARS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_$"
+
+
+# ASCII classes for _coarse_ints: digits become "0", the characters an integer may not
+# touch (a name character or ".") become "a", every other character stays itself.
+_INT_CLASSES: Final = bytes.maketrans(
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$.",
+    b"0" * 10 + b"a" * 55,
+)
+
+
+def _coarse_ints(text: str, is_ascii: bool) -> str:
+    """``_COARSE_INT.sub("0", text)``, without the regex pass; ``is_ascii``: the source text was.
+
+    That pass was most of :func:`coarse_key`'s cost: the regex engine tests every
+    character against its first character class. Here one ``translate`` maps the text to
+    classes, ``str.find`` (a native call once compiled; ``bytes.find`` is not) jumps from
+    one digit run to the next, and only the runs get looked at. The result is the same:
+    each maximal run of one to nine ASCII digits with no name character or ``.`` on
+    either side becomes ``0``. Non-ASCII text (rare, and where name characters are more
+    than ASCII) keeps the regex.
+    """
+    if not is_ascii:
+        return _COARSE_INT.sub("0", text)
+    classes = text.encode("ascii").translate(_INT_CLASSES).decode("ascii")
+    start = classes.find("0")
+    if start < 0:
+        return text
+    end = len(classes)
+    pieces: list[str] = []
+    last = 0
+    while start >= 0:  # the first digit of a run: find resumes after the previous run
+        stop = start + 1
+        while stop < end and classes[stop] == "0":
+            stop += 1
+        if (
+            stop - start <= 9
+            and (start == 0 or classes[start - 1] != "a")
+            and (stop == end or classes[stop] != "a")
+        ):
+            pieces.append(text[last:start])
+            pieces.append("0")
+            last = stop
+        start = classes.find("0", stop)
+    if last == 0:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def _has_decimal_point(text: str) -> bool:
