@@ -106,13 +106,38 @@ def log_tail(log: Path, offset: int, into: Path, disconnections: int) -> Path:
     return into
 
 
+def quiet_offset(server: ThrowawayServer, dsn: str) -> int:
+    """An offset into the server log after which only the caller's sessions appear: once no
+    other client session is left (an earlier test's, the fixture's), and the log holds the
+    disconnection of the session that checked."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pid = conn.info.backend_pid
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                break
+            assert time.monotonic() < deadline, "other sessions stay connected"
+            time.sleep(0.05)
+    mark = f"[{pid}] ".encode()
+    while True:
+        logged = server.log_path.read_bytes()
+        if any(mark in line for line in logged.splitlines() if b"disconnection:" in line):
+            return len(logged)
+        assert time.monotonic() < deadline, "the check's disconnection was not logged"
+        time.sleep(0.05)
+
+
 # -- live: a new engine per request ----------------------------------------------------------
 
 
 def test_a_new_engine_per_request_gets_churn_and_pool_settings(
     server: ThrowawayServer, shop: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    offset = server.log_path.stat().st_size
+    offset = quiet_offset(server, shop)
     url = shop.replace("postgresql://", "postgresql+psycopg://", 1)
     for request in range(30):
         engine = create_engine(url)  # the mistake: an engine (so a pool) per request
@@ -182,7 +207,7 @@ def test_a_new_engine_per_request_gets_churn_and_pool_settings(
 def test_connection_lines_are_activity_not_queries(
     server: ThrowawayServer, shop: str, tmp_path: Path
 ) -> None:
-    offset = server.log_path.stat().st_size
+    offset = quiet_offset(server, shop)
     with psycopg.connect(shop, autocommit=True, application_name="lines") as conn:
         conn.execute("SELECT 1")
     log = log_tail(server.log_path, offset, tmp_path / "one.log", disconnections=1)
