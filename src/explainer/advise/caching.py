@@ -66,7 +66,7 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError
 
 from explainer.db.catalog import TableActivity, resolve_table, table_activity, volatile_functions
-from explainer.db.safety import StatementKind, _walk, check_statement
+from explainer.db.safety import StatementKind, ast_nodes, check_statement
 from explainer.errors import ExplainerError
 from explainer.orm.models import table_key
 from explainer.orm.nplus1 import segments
@@ -293,7 +293,7 @@ def _statement(sql: str) -> _Statement | None:
         return None
     if checked.kind is StatementKind.WRITE:
         return _Statement("it writes (a data-modifying CTE)")
-    nodes = _walk(root)
+    nodes = ast_nodes(root)
     ctes = {n.ctename for n in nodes if isinstance(n, ast.CommonTableExpr)}
     tables: dict[str, None] = {}
     for node in nodes:

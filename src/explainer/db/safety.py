@@ -173,7 +173,7 @@ def check_statement(sql: str) -> CheckedStatement:
     if node is None:
         raise InputError("no statement found: the input holds only comments")
     checked = _check_node(text, node)
-    nodes = _walk(node)
+    nodes = ast_nodes(node)
     count = max((n.number or 0 for n in nodes if isinstance(n, ast.ParamRef)), default=0)
     return CheckedStatement(
         checked.sql, checked.kind, checked.node, count, _irreversible_calls(nodes)
@@ -218,13 +218,13 @@ def _check_node(text: str, node: ast.Node) -> CheckedStatement:
 
 def _has_writable_cte(node: ast.SelectStmt) -> bool:
     """A data-modifying CTE anywhere in the statement makes it a write."""
-    for sub in _walk(node):
+    for sub in ast_nodes(node):
         if isinstance(sub, ast.CommonTableExpr) and isinstance(sub.ctequery, _WRITE_NODES):
             return True
     return False
 
 
-def _walk(node: ast.Node) -> list[ast.Node]:
+def ast_nodes(node: ast.Node) -> list[ast.Node]:
     """All AST nodes below ``node`` (pglast's nodes have no generic traversal)."""
     found: list[ast.Node] = []
     stack: list[object] = [node]
