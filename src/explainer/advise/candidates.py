@@ -431,6 +431,10 @@ class _Reader:
     def _pattern(
         self, condition: exp.Like | exp.ILike, scope: _Scope, found: TableAccess, text: str
     ) -> None:
+        if condition.args.get("negate"):
+            # NOT LIKE keeps the rows that do not match: no index (btree or trigram)
+            # can find those, so it is no predicate for one.
+            return
         key = self.key(condition.this, scope)
         if key is None or not scope.constant(condition.expression):
             return
