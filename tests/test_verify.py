@@ -20,6 +20,7 @@ from explainer.advise.verify import (
     HypoItem,
     HypoStats,
     VerifyOptions,
+    after_limit_ms,
     helps,
     verify_hypopg_batch,
     verify_rollback,
@@ -28,6 +29,7 @@ from explainer.cli import main
 from explainer.db.explain import Execution, ExplainOptions
 from explainer.db.safety import check_statement
 from explainer.errors import QueryFailed
+from explainer.plan.parse import parse_json_plan
 
 ORDERS = 200_000
 WIDE_COLUMNS = 60
@@ -620,3 +622,40 @@ def test_an_index_that_does_not_make_a_timed_out_statement_finish_is_not_kept(
     assert evidence.index_used
     assert (evidence.before_ms, evidence.after_ms) == (400, 400)
     assert not helps(evidence, options.min_gain)
+
+
+def test_the_after_run_of_a_timed_out_statement_stops_where_it_can_no_longer_pass(
+    slow_dsn: str,
+) -> None:
+    """With the before-run timed out, a candidate must make the statement finish within
+    ``timeout x (1 - min_gain)``: the after-run is stopped there. At 99.9% that is 1 ms of
+    the 400 ms timeout, which the indexed statement (hundreds of index probes) cannot meet:
+    it is stopped and counts as the timeout. At 50% it runs to the end and is measured."""
+    candidate = IndexCandidate.of("public", "verify_slow", "k")
+    strict = VerifyOptions(ExplainOptions(timeout_ms=400), min_gain=0.999)
+    usual = VerifyOptions(ExplainOptions(timeout_ms=400))
+    with psycopg.connect(slow_dsn, autocommit=True) as conn:
+        stopped = verify_rollback(conn, Execution(check_statement(SLOW)), candidate, strict)
+        measured = verify_rollback(conn, Execution(check_statement(SLOW)), candidate, usual)
+    assert stopped.before_ms == measured.before_ms == 400  # both timed out before
+    assert stopped.index_used and measured.index_used
+    assert stopped.after_plan is not None and stopped.after_plan.total_ms is None
+    assert stopped.after_ms == 400 and not helps(stopped, strict.min_gain)
+    assert measured.after_plan is not None and measured.after_plan.total_ms is not None
+    assert measured.after_ms is not None and measured.after_ms <= 200
+    assert helps(measured, usual.min_gain)
+
+
+def test_an_after_run_is_limited_only_when_the_before_run_timed_out() -> None:
+    options = VerifyOptions(ExplainOptions(timeout_ms=30_000))
+    finished = parse_json_plan(
+        [{"Plan": {"Node Type": "Result", "Total Cost": 1.0, "Actual Total Time": 5.0,
+                   "Actual Rows": 1, "Actual Loops": 1},
+          "Execution Time": 5.0}]
+    )  # fmt: skip
+    stopped = parse_json_plan([{"Plan": {"Node Type": "Result", "Total Cost": 1.0}}])
+    assert after_limit_ms(finished, True, options) is None
+    assert after_limit_ms(stopped, True, options) == 15_000
+    assert after_limit_ms(stopped, False, options) is None  # not a run: nothing timed out
+    tighter = VerifyOptions(ExplainOptions(timeout_ms=30_000), min_gain=0.8)
+    assert after_limit_ms(stopped, True, tighter) == 6_000
