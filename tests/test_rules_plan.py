@@ -95,6 +95,7 @@ def test_every_plan_rule_is_registered_and_documented() -> None:
         "slow-fk-trigger",
         "slow-triggers",
         "stale-statistics",
+        "distinct-underestimate",
     } == PLAN_RULE_IDS
     plan_section = docs.split("## Plan-wide rules", 1)[1]
     for rule in plan_rules.RULES:

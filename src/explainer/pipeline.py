@@ -866,6 +866,7 @@ def rule_context(
             mod_since_analyze=st.mod_since_analyze if st else None,
             last_analyzed=st.last_analyzed if st else None,
             has_column_stats=st.has_column_stats if st else None,
+            distinct=st.distinct if st else {},
         )
     constraints = [
         (name, relation if isinstance(relation, str) else None)

@@ -9,26 +9,10 @@ from __future__ import annotations
 
 import re
 
-from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
-
 from explainer.advise.model import IndexCandidate, IndexKey
+from explainer.db.names import qualified_name, quote_ident
 
-_BARE = re.compile(r"^[a-z_][a-z0-9_$]*$")
-_KEYWORDS = frozenset(RESERVED_KEYWORDS | COL_NAME_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS)
-
-
-def quote_ident(name: str) -> str:
-    """Quote an identifier only when it would not survive unquoted."""
-    if _BARE.match(name) and name not in _KEYWORDS:
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified_name(schema: str, name: str) -> str:
-    """``name``, schema-qualified outside ``public``, quoted where needed."""
-    if schema == "public":
-        return quote_ident(name)
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
+__all__ = ["create_index_sql", "key_sql", "qualified_name", "quote_ident"]
 
 
 def key_sql(key: IndexKey) -> str:

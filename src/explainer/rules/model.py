@@ -47,6 +47,8 @@ class TableFacts:
     last_analyzed: datetime | None = None
     #: Whether ``pg_stats`` holds column statistics for the table (it was analyzed once).
     has_column_stats: bool | None = None
+    #: ``pg_stats.n_distinct`` per column as stored (negative: minus a share of the rows).
+    distinct: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

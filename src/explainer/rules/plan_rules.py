@@ -7,7 +7,7 @@ time, the server's statistics) rather than one node's own work; the node rules a
 
 from __future__ import annotations
 
-from explainer.rules import overheads, reads, statistics, triggers, workers
+from explainer.rules import distinct, overheads, reads, statistics, triggers, workers
 from explainer.rules.model import Rule
 
 RULES: tuple[Rule, ...] = (
@@ -54,6 +54,15 @@ RULES: tuple[Rule, ...] = (
         trigger=(
             "connected: reltuples off >= 10x from the rows read or live, never analyzed, or "
             "rows changed since ANALYZE >= 20% of live rows (tables >= 1,000 rows)"
+        ),
+    ),
+    Rule(
+        id=distinct.RULE_ID,
+        title="GROUP BY found far more groups than pg_stats.n_distinct says",
+        check=distinct.check,
+        trigger=(
+            "connected: an aggregate grouping one column of a table it reads whole finds "
+            ">= 2x the column's n_distinct and >= 10,000 groups"
         ),
     ),
 )
