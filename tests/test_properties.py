@@ -631,6 +631,12 @@ WIDE_JIT = _RESULT + b"JIT:\n  Functions: 1\n  Timing: " + b"x" * 100_000 + b"\n
 MANY_CTES = b"Append (actual time=1.0..2.0 rows=3 loops=1)\n  CTE c\n" + (
     b"    ->  Append (actual time=1.0..2.0 rows=2 loops=1)\n" * 5000
 )
+# A node line cut inside an unclosed quote, then 4,000 wrapped pieces: the open
+# parentheses were counted over the whole glued line again for each piece (text.py;
+# quadratic: a 160 kB paste of this kind took 13 s on a slow machine, this one ~1 min).
+OPEN_QUOTE = b"Subquery Scan s  (cost=1.00.'.2.00 rows=1 width=4) (actual\n" + (
+    b" " + b"x" * 150 + b"\n"
+) * 4000
 # Crashes of the TEXT reader (text.py).
 TEXT_CRASHES = (
     # ValueError: float("1.2.3") from the digits of a Memory Usage without "kB".
@@ -697,7 +703,7 @@ def test_json_plan_parser_never_crashes(data: bytes) -> None:
 
 @SETTINGS
 @given(data=plan_inputs("text"))
-@_examples(DEEP_TEXT, WIDE_TEXT, WIDE_JIT, MANY_CTES, *TEXT_CRASHES)
+@_examples(DEEP_TEXT, WIDE_TEXT, WIDE_JIT, MANY_CTES, OPEN_QUOTE, *TEXT_CRASHES)
 def test_text_plan_parser_never_crashes(data: bytes) -> None:
     with parses_or_refuses():
         check_plan(

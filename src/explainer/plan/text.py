@@ -136,11 +136,10 @@ def _split_top_level(text: str, separator: str = ",") -> list[str]:
     return parts
 
 
-def _open_parens(text: str) -> int:
-    """How many parentheses the text leaves open, quotes ignored (for wrapped lines)."""
-    depth = 0
-    quote: str | None = None
-    for char in text:
+def _scan_parens(text: str, start: int, depth: int, quote: str | None) -> tuple[int, str | None]:
+    """The parentheses left open (and the quote left open) after ``text[start:]``, from the
+    state before it; quoted parentheses are ignored (for wrapped lines)."""
+    for char in text[start:]:
         if quote:
             if char == quote:
                 quote = None
@@ -150,7 +149,7 @@ def _open_parens(text: str) -> int:
             depth += 1
         elif char == ")":
             depth -= 1
-    return depth
+    return depth, quote
 
 
 # --------------------------------------------------------------------------------------
@@ -684,6 +683,21 @@ _DOCUMENT_KEYS = _EXECUTION_KEYS | _PLANNING_KEYS | _SECTION_KEYS | {"Settings",
 class _Line:
     indent: int
     text: str  # stripped; a wrapped line's pieces glued back together
+    # The open parentheses and quote after text[:_scanned]: the text only grows (pieces are
+    # glued on), so each piece is scanned once, not the whole line again per piece (a paste
+    # of a thousand pieces inside an unclosed quote took 27 s).
+    _depth: int = 0
+    _quote: str | None = None
+    _scanned: int = 0
+
+    def open_parens(self) -> int:
+        """How many parentheses the text leaves open, quotes ignored."""
+        if self._scanned < len(self.text):
+            self._depth, self._quote = _scan_parens(
+                self.text, self._scanned, self._depth, self._quote
+            )
+            self._scanned = len(self.text)
+        return self._depth
 
 
 def _is_root_line(line: str) -> bool:
@@ -759,7 +773,7 @@ def _ends_plan(lines: list[_Line], indent: int, timed: bool) -> bool:
         return True
     previous = lines[-1].text
     cut_node = previous.startswith("->") and not _FIGURES_START.search(previous)
-    return indent <= lines[0].indent and not cut_node and _open_parens(previous) <= 0
+    return indent <= lines[0].indent and not cut_node and lines[-1].open_parens() <= 0
 
 
 def _is_time_line(text: str) -> bool:
@@ -792,7 +806,7 @@ def _logical_lines(text: str) -> list[_Line]:
         if _starts_something(stripped):
             lines.append(_Line(indent, stripped))
             can_continue = True
-        elif can_continue and _open_parens(previous.text) > 0:
+        elif can_continue and previous.open_parens() > 0:
             previous.text += line  # cut inside "(...)": glue back as printed
         elif _is_noise(stripped):
             can_continue = False
