@@ -125,8 +125,14 @@ UPDATE_TAG = "UPDATE tags SET name = $1 WHERE tags.id = $2"
 OWNER_BY_ID = "SELECT owners.id, owners.name FROM owners WHERE owners.id = $1"
 
 
-def inserts(n: int, step_ms: float, sql: str = INSERT_TAG) -> list[CapturedQuery]:
-    return [q(sql, str(i), "1", f"t{i}", ms=int(i * step_ms)) for i in range(n)]
+def inserts(
+    n: int, step_ms: float, sql: str = INSERT_TAG, took_ms: float | None = None
+) -> list[CapturedQuery]:
+    """``n`` single-row INSERTs logged ``step_ms`` apart, each having taken ``took_ms``."""
+    found = [q(sql, str(i), "1", f"t{i}", ms=int(i * step_ms)) for i in range(n)]
+    for query in found:
+        query.duration_ms = took_ms
+    return found
 
 
 @pytest.mark.parametrize(
@@ -139,6 +145,10 @@ def inserts(n: int, step_ms: float, sql: str = INSERT_TAG) -> list[CapturedQuery
         (inserts(10, 0), set()),
         # psycopg 3's pipelined executemany in a server log: 30 rows within 2 ms.
         (inserts(30, 0.07), set()),
+        # The same on a loaded server: 5 ms apart, but each took 5 ms: no wait between.
+        (inserts(30, 5, took_ms=5.0), set()),
+        # A loop: 5 ms apart, each took 0.1 ms: the rest is round trips.
+        (inserts(30, 5, took_ms=0.1), {"row-at-a-time-writes"}),
         # No times: a loop cannot be told from a batch.
         ([q(INSERT_TAG, str(i), "1", "t") for i in range(10)], set()),
         # insertmanyvalues: multi-row INSERTs are the fix, not the problem.
