@@ -22,6 +22,28 @@ from explainer.db.server import ThrowawayServer, find_binaries
 MakeDatabase = Callable[[], str]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--only-server-tests",
+        action="store_true",
+        help="run only the tests that use the suite's server (pg_dsn): what a second run "
+        "against another server (EXPLAINER_TEST_DSN) can change",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --only-server-tests, leave out tests whose result cannot depend on the server
+    EXPLAINER_TEST_DSN names: those without it (parsers, renderers, rules on pasted plans)
+    and those that start servers of their own."""
+    if not config.getoption("--only-server-tests"):
+        return
+    kept = [item for item in items if "pg_dsn" in getattr(item, "fixturenames", ())]
+    deselected = [item for item in items if "pg_dsn" not in getattr(item, "fixturenames", ())]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     """A superuser DSN of a server the whole session shares."""
