@@ -204,7 +204,7 @@ class TpchResult:
     indexes: list[NewIndex]
     stages_s: dict[str, float] = field(default_factory=dict)
     #: The ``distinct-underestimate`` fixes of the advisor's report, applied after the
-    #: index measurements, and each query measured again with the indexes and them.
+    #: index measurements, and the queries whose plan they changed, measured again.
     statistics_fixes: list[str] = field(default_factory=list)
     with_statistics: dict[int, Timing] = field(default_factory=dict)
 
@@ -672,22 +672,26 @@ def measure_with_statistics(
 ) -> dict[int, Timing]:
     """Apply the fixes for real (ALTER TABLE ... SET (n_distinct) and ANALYZE cannot be
     undone by a rollback as the indexes are: ANALYZE writes reltuples in place), then
-    measure every query once more with the indexes and the fixes. Last, so that nothing
-    measured before sees them."""
+    measure again, with the indexes and the fixes, every query whose plan they changed;
+    a query whose plan is the same runs the same work, and keeps its figure with the
+    indexes (``after``). Last, so that nothing measured before sees them."""
     say(
-        f"statistics: the report's {len(fixes)} n_distinct fix(es), applied, then every query "
-        f"again with the indexes and them: warm-up + median of {args.runs}"
+        f"statistics: the report's {len(fixes)} n_distinct fix(es), applied, then the queries "
+        f"whose plan they change again: warm-up + median of {args.runs}"
     )
     timings: dict[int, Timing] = {}
     with _connect(dsn) as conn:
+        plans = {number: plan_shape(conn, text)[1] for number, text in queries.items()}
         for fix in fixes:
             say(f"          {fix}")
             for statement in (s for s in fix.split(";") if s.strip()):
                 conn.execute(statement.strip().encode())
         set_timeout(conn, args.timeout)
         for number, text in sorted(queries.items()):
+            if plan_shape(conn, text)[1] == plans[number]:
+                continue
             timings[number] = measure(conn, text, args.runs)
-            say(f"  Q{number:<2} {timings[number].label():>10}")
+            say(f"  Q{number:<2} {timings[number].label():>10}   (plan changed)")
     return timings
 
 
@@ -861,26 +865,26 @@ def tpch_summary(result: TpchResult) -> list[str]:
 def _statistics_summary(result: TpchResult) -> list[str]:
     """The 19 queries with the indexes and the statistics fixes: beside the targets, not
     in them (the issue's targets are about the indexes)."""
-    if not result.with_statistics:
+    if not result.statistics_fixes:
         return []
     by_number = {q.number: q for q in result.queries}
-    numbers = [n for n in KOSSMANN_QUERIES if n in by_number and n in result.with_statistics]
-    if any(result.with_statistics[n].timed_out for n in numbers):
+    numbers = [n for n in KOSSMANN_QUERIES if n in by_number]
+    # A query whose plan the fixes did not change keeps its figure with the indexes.
+    timing = {n: result.with_statistics.get(n, by_number[n].after) for n in numbers}
+    if any(t.timed_out for t in timing.values()):
         return ["19 queries with the indexes and the statistics fixes: a query timed out"]
     before_ms = sum(by_number[n].before.counted_ms(result.timeout_s) for n in numbers)
-    after_ms = sum(result.with_statistics[n].counted_ms(result.timeout_s) for n in numbers)
-    moved = [
+    after_ms = sum(t.counted_ms(result.timeout_s) for t in timing.values())
+    changed = [
         f"Q{n} {by_number[n].after.label()} -> {result.with_statistics[n].label()}"
-        for n in numbers
-        if (a := by_number[n].after.median_ms) is not None
-        and (w := result.with_statistics[n].median_ms) is not None
-        and not 0.9 <= w / a <= 1.1
+        for n in sorted(result.with_statistics)
     ]
     return [
         f"19 queries with the indexes and the report's {len(result.statistics_fixes)} "
         f"statistics fix(es): measured {_ms(before_ms)} -> {_ms(after_ms)} (time ratio "
         f"{after_ms / before_ms:.3f}; not one of the targets, which are about indexes)",
-        "  changed by more than 10% against the indexes alone: " + (", ".join(moved) or "none"),
+        "  plans the fixes changed (with the indexes -> with the indexes and the fixes): "
+        + (", ".join(changed) or "none"),
     ]
 
 
