@@ -8,8 +8,8 @@ number of times, clustered together (order lines by order), that sample shows fa
 distinct values than there are: TPC-H's ``lineitem.l_orderkey`` at scale factor 1 has
 1,500,000 distinct values and ``pg_stats`` says 382,034. A hash aggregate planned for a
 quarter of its groups spills to disk, and Q18 computes it in each of three processes; told
-the true figure the planner reads the primary key in order instead (8.7 s -> 4.9 s on the
-machine of docs/benchmarks.md). An ``n_distinct`` someone set by hand when the table was
+the true figure the planner reads the primary key in order instead (8.4 s -> 3.6 s in
+docs/benchmarks.md). An ``n_distinct`` someone set by hand when the table was
 small goes wrong the same way.
 
 When an aggregate groups by one plain column of a table that it reads whole (no filter, no
