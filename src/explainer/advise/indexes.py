@@ -703,7 +703,7 @@ def _beaten(
         won.after_ms > evidence.after_ms
     ):
         detail = (
-            f"a simpler alternative: {_label(winner)} ({figures(won)}) is as fast as "
+            f"a better alternative: {_label(winner)} ({figures(won)}) is as fast as "
             f"{_label(candidate)} ({figures(evidence)}) within the timing noise, with fewer "
             "columns"
         )
