@@ -196,8 +196,10 @@ def test_programs_of_the_known_prefixes() -> None:
 
 def _line_of(prefix: str, rng: random.Random) -> str:
     """A plausible line of ``prefix`` (the escapes the program reads)."""
+    # Few distinct seconds, so that lines in a row often share one (the program
+    # remembers the date and time it read last).
     values = {
-        "m": f"2026-11-0{rng.randint(1, 9)} 1{rng.randint(0, 9)}:00:0{rng.randint(0, 9)}"
+        "m": f"2026-11-0{rng.randint(1, 2)} 1{rng.randint(0, 1)}:00:0{rng.randint(0, 2)}"
         + f".{rng.randint(0, 999):03d}"
         + rng.choice([" UTC", " CEST", "", " Europe/Paris"]),
         "t": f"2026-11-01 12:00:0{rng.randint(0, 9)}" + rng.choice([" UTC", ""]),
@@ -258,3 +260,29 @@ def test_program_agrees_with_the_regex_on_damaged_lines(prefix: str) -> None:
             assert fields_of(entry) == expected, line
     # Most lines, even damaged, are read by the program, not the regex.
     assert sure > 1500
+
+
+def test_a_remembered_second_is_used_only_for_the_same_characters() -> None:
+    # The program keeps the date and time it read last; a line that differs from it
+    # anywhere in those 19 characters is checked in full again.
+    entry = FastEntry(DEBIAN, use_program=True)
+    assert entry.program is not None
+    tail = " UTC [7] app@shop LOG:  duration: 1.5 ms  statement: SELECT 1"
+    lines = [
+        "2026-11-01 10:00:00.001" + tail,
+        "2026-11-01 10:00:00.002" + tail,  # the same second: remembered
+        "2026-11-01 10:00:0x.003" + tail,  # damaged in the seconds
+        "2026-11-01 10:00:00.004" + tail,
+        "2026-11-01 10:00:01.005" + tail,  # the next second
+        "2026-11-01\t10:00:01.006" + tail,  # damaged in the separator
+        "2026-11-01 10:00:01" + tail,  # no fraction for %m
+        "2026-11-01 10:00:01.007" + tail,
+    ]
+    for line in lines:
+        expected = regex_read(DEBIAN, line)
+        assert entry._run(entry.program, line) is (expected is not None), line
+        if expected is not None:
+            assert fields_of(entry) == expected, line
+    assert [regex_read(DEBIAN, line) is not None for line in lines] == [
+        True, True, False, True, True, False, False, True
+    ]  # fmt: skip

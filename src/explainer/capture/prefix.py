@@ -392,7 +392,6 @@ _SEVERITY_WORDS: Final = frozenset(
     [*(name for name in SEVERITIES.split("|") if "[" not in name), "DEBUG"]
     + [f"DEBUG{level}" for level in "12345"]
 )
-_KINDS: Final = ("statement", "execute", "parse", "bind")
 _OK: Final = 0
 _FAILED: Final = 1
 _UNSURE: Final = 2
@@ -508,12 +507,22 @@ def _is_digits(line: str, start: int, end: int) -> bool:
     return True
 
 
-def _blanks(value: str) -> int:
-    """``_OK`` when ``value`` surely has no whitespace, ``_FAILED`` when it surely has,
-    ``_UNSURE`` otherwise (every whitespace but the space is unprintable, not the reverse)."""
-    if " " in value:
-        return _FAILED
-    return _OK if value.isprintable() else _UNSURE
+def _blanks(line: str, start: int, end: int) -> int:
+    """``_OK`` when ``line[start:end]`` surely has no whitespace, ``_FAILED`` when it surely
+    has, ``_UNSURE`` otherwise (every whitespace but the space is unprintable, not the
+    reverse). Printable ASCII, the usual case, is read by code point without a slice."""
+    pos = start
+    while pos < end:
+        code = ord(line[pos])
+        if code == 32:
+            return _FAILED
+        if code < 33 or code > 126:
+            value = line[start:end]
+            if " " in value:
+                return _FAILED
+            return _OK if value.isprintable() else _UNSURE
+        pos += 1
+    return _OK
 
 
 COMPILED: Final = not __file__.endswith(".py")
@@ -553,6 +562,9 @@ class FastEntry:
         self.sql = ""
         self.body = 0
         """Where the message starts in ``line``."""
+        self._second = "-" * 20
+        """The date and time (19 characters) of the last timestamp the program read; 20
+        characters until then, which no 19 characters can hold."""
         # Fields the prefix lacks read "" (the fast pattern's empty ``missing`` group).
         names = pattern.groupindex
         self._absent = [
@@ -585,10 +597,10 @@ class FastEntry:
         end = len(line)
         ops, texts, fields = program.ops, program.texts, program.fields
         optional = program.optional
-        values: list[str | None] = ["", "", "", "", ""]
         absent = self._absent
-        values[_PID], values[_TIMESTAMP] = absent[0], absent[1]
-        values[_USER], values[_DATABASE] = absent[2], absent[3]
+        # Locals, not a list of values: compiled, a list costs an allocation and boxed
+        # reads and writes on every line.
+        pid, timestamp, user, database = absent[0], absent[1], absent[2], absent[3]
         pos = 0
         index = 0
         count = len(ops)
@@ -610,37 +622,68 @@ class FastEntry:
             elif op == _WORD:
                 if index + 1 < count:  # a literal follows: the value ends where it starts
                     pos = line.find(texts[index + 1], pos)
-                    state = _FAILED if pos < 0 else _blanks(line[start:pos])
+                    state = _FAILED if pos < 0 else _blanks(line, start, pos)
                 else:  # the severity follows: the value is the run up to a blank
-                    pos = line.find(" ", pos)
-                    if pos < 0:
+                    # A severity and its colon could end the lazy value early: the value
+                    # must hold no colon and be printable. Printable ASCII, the usual
+                    # case, is read by code point.
+                    while pos < end:
+                        code = ord(line[pos])
+                        if code == 32 or code == 58 or code < 33 or code > 126:
+                            break
+                        pos += 1
+                    if pos >= end or ord(line[pos]) == 58:
                         return False
-                    value = line[start:pos]
-                    # A severity and its colon could end the lazy value early.
-                    if ":" in value or not value.isprintable():
-                        return False
+                    if ord(line[pos]) != 32:
+                        pos = line.find(" ", pos)
+                        if pos < 0:
+                            return False
+                        value = line[start:pos]
+                        if ":" in value or not value.isprintable():
+                            return False
+            elif line.find(self._second, pos, pos + 19) == pos:
+                # The date and time of the last timestamp read (a busy log writes many
+                # entries a second): only the fraction and the zone are left to read.
+                pos = _stamp_tail(line, pos + 19, end, op == _STAMP_MS)
+                if pos < 0:
+                    return False
             else:
                 pos = _stamp_end(line, pos, end, op == _STAMP_MS)
                 if pos < 0:
                     return False
+                self._second = line[start : start + 19]
             if state != _OK:
                 # The optional part's first step failing for good means the regex takes
                 # its empty alternative; any other failure is for the regex to judge.
                 if state == _FAILED and index == optional:
                     pos = start
                     for field in fields[index:]:
-                        values[field] = None
+                        if field == _PID:
+                            pid = None
+                        elif field == _TIMESTAMP:
+                            timestamp = None
+                        elif field == _USER:
+                            user = None
+                        elif field == _DATABASE:
+                            database = None
                     break
                 return False
             field = fields[index]
             if field != _NO_FIELD:
-                values[field] = line[start:pos]
+                if field == _PID:
+                    pid = line[start:pos]
+                elif field == _TIMESTAMP:
+                    timestamp = line[start:pos]
+                elif field == _USER:
+                    user = line[start:pos]
+                else:
+                    database = line[start:pos]
             index += 1
         if not self._tail(line, pos, end):
             return False
         self.line = line
-        self.pid, self.timestamp = values[_PID], values[_TIMESTAMP]
-        self.user, self.database = values[_USER], values[_DATABASE]
+        self.pid, self.timestamp = pid, timestamp
+        self.user, self.database = user, database
         self.session_id = self.application = self.vxid = self.xid = ""
         return True
 
@@ -648,19 +691,29 @@ class FastEntry:
         """Read the severity and the start of the message from ``pos``, as ``_FAST_TAIL``."""
         if pos >= end or line[pos] not in _TAIL_STARTS:
             return False
-        while pos < end and line[pos] == " ":
+        while pos < end and ord(line[pos]) == 32:
             pos += 1
-        colon = line.find(":", pos, pos + 10)
-        if colon < 0:
-            return False
-        severity = line[pos:colon]
-        if severity not in _SEVERITY_WORDS:
-            return False
-        pos = colon + 1
-        if pos < end:
-            if line[pos] != " ":
+        if (  # "LOG:", most entries: no slice, no set lookup
+            pos + 3 < end
+            and ord(line[pos]) == 76
+            and ord(line[pos + 1]) == 79
+            and ord(line[pos + 2]) == 71
+            and ord(line[pos + 3]) == 58
+        ):
+            severity = "LOG"
+            pos += 4
+        else:
+            colon = line.find(":", pos, pos + 10)
+            if colon < 0:
                 return False
-            while pos < end and line[pos] == " ":
+            severity = line[pos:colon]
+            if severity not in _SEVERITY_WORDS:
+                return False
+            pos = colon + 1
+        if pos < end:
+            if ord(line[pos]) != 32:
+                return False
+            while pos < end and ord(line[pos]) == 32:
                 pos += 1
         self.severity = severity
         self.body = pos
@@ -692,31 +745,57 @@ def _timed_step(entry: FastEntry, line: str, pos: int, end: int) -> int:
         if fraction > pos + 1:
             pos = fraction
     ms = line[start:pos]
-    if line.find(" ms ", pos, pos + 4) != pos:
-        return -1
+    if (
+        pos + 4 > end
+        or ord(line[pos]) != 32
+        or ord(line[pos + 1]) != 109
+        or ord(line[pos + 2]) != 115
+        or ord(line[pos + 3]) != 32
+    ):
+        return -1  # not " ms "
     pos += 4
-    while pos < end and line[pos] == " ":
+    while pos < end and ord(line[pos]) == 32:
         pos += 1
-    kind = ""
-    for name in _KINDS:
-        if line.find(name, pos, pos + len(name)) == pos:
-            kind = name
-            break
-    if not kind:
+    if pos >= end:
+        return -1
+    # The kind by its first letter (they differ), then checked whole.
+    code = ord(line[pos])
+    if code == 115:
+        kind = "statement"
+    elif code == 101:
+        kind = "execute"
+    elif code == 112:
+        kind = "parse"
+    elif code == 98:
+        kind = "bind"
+    else:
+        return -1
+    if line.find(kind, pos, pos + len(kind)) != pos:
         return -1
     pos += len(kind)
-    fetch = line.find(" fetch from", pos, pos + 11) == pos
+    fetch = (
+        pos + 1 < end
+        and ord(line[pos]) == 32
+        and ord(line[pos + 1]) == 102
+        and line.find(" fetch from", pos, pos + 11) == pos
+    )
     if fetch:
         pos += 11
     # (?: \S*|): — a name is a run of non-blanks ending with the colon.
     sql = -1
-    if pos < end and line[pos] == " ":
+    if pos < end and ord(line[pos]) == 32:
         blank = line.find(" ", pos + 1)
         if blank > pos + 1:
-            name = line[pos + 1 : blank]
-            if not name.isprintable():
-                return -2
-            if name[-1] == ":":
+            # The name must be printable: printable ASCII is read by code point.
+            at = pos + 1
+            while at < blank:
+                code = ord(line[at])
+                if code < 33 or code > 126:
+                    if not line[pos + 1 : blank].isprintable():
+                        return -2
+                    break
+                at += 1
+            if ord(line[blank - 1]) == 58:  # ":"
                 sql = blank + 1
     elif line.find(": ", pos, pos + 2) == pos:
         sql = pos + 2
@@ -746,7 +825,13 @@ def _stamp_end(line: str, pos: int, end: int, fraction: bool) -> int:
         or not _is_digits(line, pos + 17, stop)
     ):
         return -1
-    pos = stop
+    return _stamp_tail(line, stop, end, fraction)
+
+
+def _stamp_tail(line: str, pos: int, end: int, fraction: bool) -> int:
+    """Where a timestamp whose date and time end at ``pos`` ends: its fraction (``%m``)
+    and zone; -1 when the program cannot be sure."""
+    stop = pos
     if fraction:
         if pos >= end or line[pos] != ".":
             return -1
