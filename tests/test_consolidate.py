@@ -21,6 +21,7 @@ from explainer.advise.consolidate import (
     leads,
     merge_includes,
     updated_columns,
+    widen_for_users,
     write_overhead,
 )
 from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion
@@ -380,3 +381,101 @@ def test_include_variants_merge_into_one_index_with_the_union_of_their_columns(
         assert merges == []
         assert {a.short for a in apart} == {q6, q14, q15}
         assert all("q15" in a.reason for a in apart)
+
+
+# --- widening a chosen index for the other queries that use it ----------------------------
+
+PARTSUPP_KEYS = ("public", "lineitem", "l_partkey", "l_suppkey")
+#: The lineitem columns each query reads (TPC-H: Q20 chose the index, Q9 and Q8 use it).
+READS = {
+    "q20": frozenset({"l_partkey", "l_suppkey", "l_quantity", "l_shipdate"}),
+    "q9": frozenset({"l_partkey", "l_suppkey", "l_orderkey", "l_extendedprice", "l_discount"}),
+    "q8": frozenset({"l_partkey", "l_suppkey", "l_orderkey", "l_extendedprice", "l_discount"}),
+    "q19": frozenset(
+        {"l_partkey", "l_quantity", "l_shipmode", "l_shipinstruct", "l_extendedprice"}
+        | {"l_discount", "l_suppkey", "l_orderkey", "l_tax"}
+    ),
+    "q1": None,  # SELECT *: no index covers it
+}
+
+
+WIDE = IndexCandidate.of(*PARTSUPP_KEYS, include=("l_discount", "l_extendedprice", "l_orderkey"))
+Q9_Q8 = (("q9", 1300.0, 1000.0), ("q8", 190.0, 110.0))
+
+
+@pytest.mark.parametrize(
+    ("users", "wide_ms", "expected", "why"),
+    [
+        # Q9 and Q8 run 1,300 + 190 ms with the chosen index, 1,000 + 110 with the wider one.
+        ({"q9": 1300.0, "q8": 190.0}, {"q20": 130.0, "q9": 1000.0, "q8": 110.0}, Q9_Q8, ""),
+        # 5% faster in all: within a run's noise, the chosen index stays.
+        ({"q9": 1300.0, "q8": 190.0}, {"q20": 130.0, "q9": 1250.0, "q8": 170.0}, (), "less"),
+        # Faster in all, but Q8 1.3x slower than with the chosen index.
+        ({"q9": 1300.0, "q8": 100.0}, {"q20": 130.0, "q9": 900.0, "q8": 130.0}, (), "slower"),
+        # The wider index no longer earns its place for its own query (Q20: 50% rule).
+        ({"q9": 1300.0}, {"q20": 20_000.0, "q9": 900.0}, (), "saves too little"),
+        # Q19's columns would take more than 5 INCLUDE columns in all, Q1 reads `*`: the
+        # index is widened for Q9 (the heaviest) alone.
+        (
+            {"q19": 40.0, "q9": 1300.0, "q1": 900.0},
+            {"q20": 130.0, "q9": 1000.0},
+            (("q9", 1300.0, 1000.0),),
+            "",
+        ),
+        ({"q19": 40.0, "q1": 900.0}, {}, (), "cannot be covered: q1 (no index can cover it"),
+    ],
+)
+def test_a_chosen_index_is_widened_for_the_queries_that_use_it_only_with_evidence(
+    users: dict[str, float],
+    wide_ms: dict[str, float],
+    expected: tuple[tuple[str, float, float], ...],
+    why: str,
+) -> None:
+    narrow = IndexCandidate.of(*PARTSUPP_KEYS)
+    chosen = IndexSuggestion(narrow, {"q20": _evidence(30_000, 126)}, ["seq-scan-selective"])
+    asked: list[tuple[str, IndexCandidate]] = []
+
+    def columns(query_id: str, candidate: IndexCandidate) -> frozenset[str] | None:
+        assert candidate == narrow
+        return READS[query_id]
+
+    def reverify(query_id: str, candidate: IndexCandidate) -> Evidence | str:
+        asked.append((query_id, candidate))
+        before = {"q20": 30_000.0, "q9": 1400.0, "q8": 280.0}[query_id]
+        return _evidence(before, wide_ms[query_id])
+
+    result, widenings, notes = widen_for_users(
+        [chosen], {narrow: list(users.items())}, columns, reverify, 0.5
+    )
+    if expected:
+        [suggestion] = result
+        assert suggestion.candidate == WIDE
+        # Its own query and its users, each with the wider index's own measurement.
+        assert sorted(suggestion.evidence) == sorted(["q20", *(q for q, _, _ in expected)])
+        assert suggestion.evidence["q9"].after_ms == 1000.0
+        assert suggestion.rules == ["seq-scan-selective"]
+        [w] = widenings
+        assert (w.narrow, w.wide, w.users) == (narrow, WIDE, expected)
+        assert notes == []
+        assert {c for _, c in asked} == {WIDE}
+    else:
+        assert result == [chosen]
+        assert widenings == []
+        [note] = notes
+        assert why in note and narrow.name in note
+        # Nothing is measured for a widening refused on the columns alone.
+        assert bool(asked) is ("cannot be covered" not in why)
+
+
+def test_an_index_no_other_query_uses_is_not_widened() -> None:
+    narrow = IndexCandidate.of(*PARTSUPP_KEYS)
+    chosen = IndexSuggestion(narrow, {"q20": _evidence(30_000, 126)})
+
+    def never(*_: object) -> Any:
+        raise AssertionError("nothing to measure")
+
+    # Q20 itself is among the users the check found: it is the index's own query.
+    result, widenings, notes = widen_for_users(
+        [chosen], {narrow: [("q20", 126.0)]}, never, never, 0.5
+    )
+    assert (result, widenings, notes) == ([chosen], [], [])

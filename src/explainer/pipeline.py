@@ -26,9 +26,11 @@ from typing import Literal
 
 import psycopg
 
+from explainer.advise.candidates import COVERING_MIN_VISIBLE, table_access
 from explainer.advise.consolidate import (
     Consolidation,
     IndexFacts,
+    Reverify,
     SizeSource,
     apply_limits,
     estimate_index_bytes,
@@ -36,11 +38,13 @@ from explainer.advise.consolidate import (
     merge_prefixes,
     query_savings,
     updated_columns,
+    widen_for_users,
     write_overhead,
 )
 from explainer.advise.ddl import create_index_sql
 from explainer.advise.indexes import StatementInput, VerifyMode, advise_statements
 from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion, NoSuggestion
+from explainer.advise.regressions import RegressionCheck, WorkloadQuery, check_regressions
 from explainer.advise.removals import find_removals
 from explainer.advise.verify import (
     DEFAULT_MAX_VERIFY_TABLE_BYTES,
@@ -78,6 +82,7 @@ from explainer.db.explain import (
 )
 from explainer.db.safety import check_statement
 from explainer.db.stat_statements import StatStatementsFilter, read_stat_statements
+from explainer.db.stats import TableStats, table_stats
 from explainer.errors import ConnectionFailed, ExplainerError, InputError
 from explainer.lint.workload import lint_scope, plan_scope
 from explainer.orm.models import ModelMap
@@ -911,7 +916,6 @@ def _consolidate(
     the chosen set against the whole workload (advise/regressions.py); then what to drop."""
     # Imported here: this function's body is the consolidation's part of the pipeline.
     from explainer.advise.consolidate import LeftOut, merge_includes
-    from explainer.advise.regressions import WorkloadQuery, check_regressions
 
     by_id = {g.fingerprint: g for g in groups}
     # The "before" each query was measured with already: a re-verification reuses it.
@@ -960,31 +964,36 @@ def _consolidate(
     consolidation.kept_apart = include_apart + prefix_apart
     calls = {q.id: q.calls for q in report.queries}
     execution_ms = {q.id: q.execution_ms for q in report.queries}
-    savings, consolidation.unit = query_savings(kept, calls, execution_ms)
-    writes = table_writes(conn, ((s.candidate.schema, s.candidate.table) for s in kept))
     updated = updated_columns((g.example.sql, g.calls) for g in workload.groups)
-    for suggestion in kept:
-        candidate = suggestion.candidate
-        table_writes_ = writes.get((candidate.schema, candidate.table))
-        info = tables.get(candidate.qualified_table)
-        size, source = _index_size(conn, server, candidate, table_writes_, info)
-        warning, hot_columns = hot_update_warning(
-            candidate,
-            table_writes_,
-            updated.get(candidate.table, {}),
-            info.columns if info is not None else (),
-        )
-        consolidation.facts[candidate] = IndexFacts(
-            size_bytes=size,
-            size_source=source,
-            serves=savings[candidate],
-            write=write_overhead(candidate, table_writes_, bool(hot_columns))
-            if table_writes_ is not None
-            else None,
-            hot_update_warning=warning,
-            hot_update_columns=hot_columns,
-            replaces=[m.absorbed for m in consolidation.merges if m.into == candidate],
-        )
+
+    def weigh(suggestions: list[IndexSuggestion]) -> None:
+        """Size, write overhead and savings of each suggestion, into the consolidation."""
+        savings, consolidation.unit = query_savings(suggestions, calls, execution_ms)
+        writes = table_writes(conn, ((s.candidate.schema, s.candidate.table) for s in suggestions))
+        for suggestion in suggestions:
+            candidate = suggestion.candidate
+            table_writes_ = writes.get((candidate.schema, candidate.table))
+            info = tables.get(candidate.qualified_table)
+            size, source = _index_size(conn, server, candidate, table_writes_, info)
+            warning, hot_columns = hot_update_warning(
+                candidate,
+                table_writes_,
+                updated.get(candidate.table, {}),
+                info.columns if info is not None else (),
+            )
+            consolidation.facts[candidate] = IndexFacts(
+                size_bytes=size,
+                size_source=source,
+                serves=savings[candidate],
+                write=write_overhead(candidate, table_writes_, bool(hot_columns))
+                if table_writes_ is not None
+                else None,
+                hot_update_warning=warning,
+                hot_update_columns=hot_columns,
+                replaces=[m.absorbed for m in consolidation.merges if m.into == candidate],
+            )
+
+    weigh(kept)
     chosen = apply_limits(kept, consolidation)
     if mode != "none" and chosen:
         queries = []
@@ -1000,12 +1009,13 @@ def _consolidate(
                 continue
             read = frozenset((t.schema, t.name) for t in tables.for_plan(entry.plan).values())
             queries.append(WorkloadQuery(entry.id, execution, entry.calls, read, entry.plan))
+        table_bytes = {(t.schema, t.name): t.total_bytes for t in tables.known()}
         check = check_regressions(
             conn,
             queries,
             chosen,
             _verify_options(options),
-            table_bytes={(t.schema, t.name): t.total_bytes for t in tables.known()},
+            table_bytes=table_bytes,
             execution_ms=execution_ms,
         )
         consolidation.regressions = check.regressions
@@ -1018,6 +1028,10 @@ def _consolidate(
                 LeftOut(candidate, "regression", f.size_bytes, f.total_saving)
             )
         chosen = [s for s in chosen if s.candidate not in check.dropped]
+        chosen = _widen(
+            conn, chosen, check, queries, consolidation, reverify, options, by_id, tables,
+            weigh, table_bytes, execution_ms,
+        )  # fmt: skip
     report.suggestions = chosen
     report.consolidation = consolidation
     report.stats_since = stats_since(conn)
@@ -1028,6 +1042,82 @@ def _consolidate(
         # out (and said so), the analysis is not lost.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         report.notes.append(f"indexes to remove were not looked for: {reason}")
+
+
+def _widen(
+    conn: Connection,
+    chosen: list[IndexSuggestion],
+    check: RegressionCheck,
+    queries: list[WorkloadQuery],
+    consolidation: Consolidation,
+    reverify: Reverify,
+    options: AnalyzeOptions,
+    by_id: dict[str, QueryGroup],
+    tables: _TableCache,
+    weigh: Callable[[list[IndexSuggestion]], None],
+    table_bytes: dict[tuple[str, str], int],
+    execution_ms: dict[str, float | None],
+) -> list[IndexSuggestion]:
+    """Widen chosen indexes for the other queries that use them (consolidate.py,
+    ``widen_for_users``), fold what the wider ones now lead into them, and check the new
+    set against the workload again: if that check would drop any index, the set before
+    widening stays (it passed its check) and a note says so."""
+    users = {
+        candidate: [(q, check.measured[q][1]) for q in query_ids]
+        for candidate, query_ids in check.used_alone_by.items()
+    }
+    stats: dict[tuple[str, str], TableStats | None] = {}
+
+    def columns(query_id: str, candidate: IndexCandidate) -> frozenset[str] | None:
+        group = by_id.get(query_id)
+        info = tables.get(candidate.qualified_table)
+        if group is None or info is None:
+            return None
+        access = table_access(group.example.sql, info)
+        if not access.select_only or access.star:
+            return None
+        key = (candidate.schema, candidate.table)
+        if key not in stats:
+            stats[key] = table_stats(conn, candidate.schema, candidate.table)
+        table = stats[key]
+        visible = table.visible_share if table is not None else None
+        if visible is None or visible < COVERING_MIN_VISIBLE:
+            return None
+        return frozenset(access.referenced)
+
+    widened, widenings, notes = widen_for_users(chosen, users, columns, reverify, options.min_gain)
+    consolidation.regression_notes += notes
+    if not widenings:
+        return chosen
+    folded, merges, apart = merge_prefixes(widened, reverify, options.min_gain)
+    second = check_regressions(
+        conn,
+        queries,
+        folded,
+        _verify_options(options),
+        table_bytes=table_bytes,
+        execution_ms=execution_ms,
+    )
+    if second.dropped:
+        names = ", ".join(c.name for c in second.dropped)
+        consolidation.regression_notes.append(
+            f"the wider indexes were not kept: with them the workload check would drop {names}"
+        )
+        return chosen
+    consolidation.widenings = widenings
+    consolidation.merges += merges
+    consolidation.kept_apart += apart
+    weigh(folded)
+    known = {(r.query, r.index) for r in consolidation.regressions}
+    consolidation.regressions += [r for r in second.regressions if (r.query, r.index) not in known]
+    for query_id in second.checked:
+        if query_id not in consolidation.regression_checked:
+            consolidation.regression_checked.append(query_id)
+    for query_id in second.changed:
+        if query_id not in consolidation.regression_changed:
+            consolidation.regression_changed.append(query_id)
+    consolidation.regression_notes += second.notes
+    return folded
 
 
 def _verify_options(options: AnalyzeOptions) -> VerifyOptions:

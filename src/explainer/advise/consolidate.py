@@ -236,6 +236,140 @@ def _evidence_for(
     return found, ""
 
 
+# --- widening for the queries that use an index ------------------------------------------
+
+#: A chosen index is widened to cover the other queries that use it up to this many
+#: INCLUDE columns in all (a per-query covering candidate has at most 3: see candidates.py;
+#: one index serving several queries earns a few more bytes per row).
+WIDEN_MAX_INCLUDE = 5
+#: ... and only when, measured, those queries run in all at least this share faster with
+#: the wider index than with the chosen one (less is within a run's noise).
+WIDEN_MIN_GAIN = 0.1
+#: No query that uses it may run slower than this with the wider index than with the
+#: chosen one.
+WIDEN_MAX_SLOWDOWN = 1.1
+
+
+@dataclass(frozen=True, slots=True)
+class Widening:
+    """``narrow`` is replaced by ``wide``: the same keys, with the columns that other
+    queries using ``narrow`` read from the table as INCLUDE (index-only scans for them)."""
+
+    narrow: IndexCandidate
+    wide: IndexCandidate
+    #: The queries it was widened for, with their time with ``narrow`` (the workload
+    #: check's run with the whole set) and with ``wide`` (measured alone).
+    users: tuple[tuple[str, float, float], ...]
+
+
+#: The columns a query reads from a candidate's table, or None when no index can cover
+#: it there (``*``, a write, a table whose visibility map makes index-only scans rare).
+ColumnsRead = Callable[[str, IndexCandidate], "frozenset[str] | None"]
+
+
+def widen_for_users(
+    chosen: Iterable[IndexSuggestion],
+    users: Mapping[IndexCandidate, Iterable[tuple[str, float]]],
+    columns: ColumnsRead,
+    reverify: Reverify,
+    min_gain: float,
+) -> tuple[list[IndexSuggestion], list[Widening], list[str]]:
+    """Widen each chosen btree index by the columns of the queries that use it beyond the
+    ones it was verified for (``users``: query and its time with the chosen set, from the
+    workload check), as many of them as :data:`WIDEN_MAX_INCLUDE` allows, the heaviest
+    first. An index chosen for one query is often picked by others the planner
+    sends through it, which then visit the heap for every row it finds (TPC-H: Q20's
+    ``lineitem (l_partkey, l_suppkey)`` carries Q8's and Q9's joins). The wider index is
+    kept only with evidence: it still helps each of its own queries by the usual rule
+    (``verify.helps``), and its users, measured with it, run at least
+    :data:`WIDEN_MIN_GAIN` faster in all than with the chosen index, none more than
+    :data:`WIDEN_MAX_SLOWDOWN` slower. Otherwise the chosen index stays, and the notes say
+    why."""
+    result: list[IndexSuggestion] = []
+    widenings: list[Widening] = []
+    notes: list[str] = []
+    for suggestion in chosen:
+        narrow = suggestion.candidate
+        others = [(q, ms) for q, ms in users.get(narrow, ()) if q not in suggestion.evidence]
+        wide, measured, why = _wider(narrow, others, columns)
+        if wide is None:
+            if why:
+                notes.append(f"{narrow.name} not widened: {why}")
+            result.append(suggestion)
+            continue
+        widened = IndexSuggestion(wide, {}, list(suggestion.rules), suggestion.partitions)
+        found, why = _evidence_for(suggestion, widened, reverify, min_gain)
+        figures: list[tuple[str, float, float]] = []
+        if found is not None:
+            widened.evidence.update(found)
+            for query_id, narrow_ms in measured:
+                evidence = reverify(query_id, wide)
+                if isinstance(evidence, str) or evidence.after_ms is None:
+                    reason = evidence if isinstance(evidence, str) else "no measured time"
+                    why = f"{wide.name} could not be measured for {query_id}: {reason}"
+                    break
+                figures.append((query_id, narrow_ms, evidence.after_ms))
+                if (
+                    evidence.index_used
+                    and evidence.before_ms is not None
+                    and evidence.after_ms < evidence.before_ms
+                ):
+                    widened.evidence[query_id] = evidence
+            else:
+                why = _widening_refused(wide, figures)
+        if why:
+            notes.append(f"{narrow.name} not widened: {why}")
+            result.append(suggestion)
+            continue
+        widenings.append(Widening(narrow, wide, tuple(figures)))
+        result.append(widened)
+    return result, widenings, notes
+
+
+def _wider(
+    narrow: IndexCandidate, measured: list[tuple[str, float]], columns: ColumnsRead
+) -> tuple[IndexCandidate | None, list[tuple[str, float]], str]:
+    """The candidate widened for as many of ``measured``'s queries as fit, the heaviest
+    first (their time with the chosen set), and those queries; or None and why (nothing
+    to say when there is nothing to widen)."""
+    if narrow.using != "btree" or not measured:
+        return None, [], ""
+    keyed = {k.text for k in narrow.keys if not k.expression}
+    extra: set[str] = set()
+    covered: list[tuple[str, float]] = []
+    left: list[str] = []
+    for query_id, narrow_ms in sorted(measured, key=lambda m: -m[1]):
+        read = columns(query_id, narrow)
+        if read is None:
+            left.append(f"{query_id} (no index can cover it there)")
+            continue
+        wanted = extra | (read - keyed - set(narrow.include))
+        if len(narrow.include) + len(wanted) > WIDEN_MAX_INCLUDE:
+            left.append(f"{query_id} (more than {WIDEN_MAX_INCLUDE} INCLUDE columns in all)")
+            continue
+        extra = wanted
+        covered.append((query_id, narrow_ms))
+    if not extra:
+        why = f"its other users cannot be covered: {', '.join(left)}" if left else ""
+        return None, [], why
+    return replace(narrow, include=(*narrow.include, *sorted(extra))), covered, ""
+
+
+def _widening_refused(wide: IndexCandidate, figures: list[tuple[str, float, float]]) -> str:
+    """Why the measured figures do not earn ``wide`` its place ("" when they do)."""
+    narrow_total = sum(n for _, n, _ in figures)
+    wide_total = sum(w for _, _, w in figures)
+    for query_id, narrow_ms, wide_ms in figures:
+        if wide_ms > narrow_ms * WIDEN_MAX_SLOWDOWN:
+            return f"{wide.name} runs {query_id} slower ({narrow_ms:,.1f} -> {wide_ms:,.1f} ms)"
+    if wide_total > narrow_total * (1 - WIDEN_MIN_GAIN):
+        return (
+            f"{wide.name} saves less than {WIDEN_MIN_GAIN:.0%} on the queries that use the "
+            f"narrower index ({narrow_total:,.1f} -> {wide_total:,.1f} ms)"
+        )
+    return ""
+
+
 # --- savings -----------------------------------------------------------------------------
 
 
@@ -535,8 +669,11 @@ class Consolidation:
     #: Queries whose plans the workload check compared / found changed and measured.
     regression_checked: list[str] = field(default_factory=list)
     regression_changed: list[str] = field(default_factory=list)
-    #: What the workload check could not do (size guard, a failure).
+    #: What the workload check could not do (size guard, a failure), and why a chosen
+    #: index was not widened for the queries that use it.
     regression_notes: list[str] = field(default_factory=list)
+    #: Chosen indexes replaced by a wider one covering the other queries that use them.
+    widenings: list[Widening] = field(default_factory=list)
 
     def total_size_bytes(self, chosen: Iterable[IndexSuggestion]) -> int:
         return sum(self.facts[s.candidate].size_bytes for s in chosen if s.candidate in self.facts)

@@ -108,6 +108,9 @@ class RegressionCheck:
     notes: list[str] = field(default_factory=list)
     #: Per query measured: (without ms, with ms).
     measured: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Per index of the set, the measured queries whose plan with the set uses it and no
+    #: other index of the set (what widening an index to cover them is judged against).
+    used_alone_by: dict[IndexCandidate, list[str]] = field(default_factory=dict)
 
 
 def _shape(plan: Plan) -> list[tuple[str, str | None, str | None]]:
@@ -238,6 +241,8 @@ def _measure(
             used = [c for c, n in names.items() if _uses_index(after, n)]
             results.append(_Measured(query, _ms(before, options), _ms(after, options), used))
             check.measured[query.id] = (results[-1].before_ms, results[-1].after_ms)
+            if len(used) == 1:
+                check.used_alone_by.setdefault(used[0], []).append(query.id)
     return results
 
 

@@ -385,6 +385,18 @@ def consolidation_dict(report: Report) -> dict[str, Any]:
         "kept_apart": [
             {"short": k.short.name, "long": k.long.name, "reason": k.reason} for k in c.kept_apart
         ],
+        "widened": [
+            {
+                "index": w.narrow.name,
+                "into": w.wide.name,
+                "include": list(w.wide.include),
+                "users": [
+                    {"query": query, "narrow_ms": narrow_ms, "wide_ms": wide_ms}
+                    for query, narrow_ms, wide_ms in w.users
+                ],
+            }
+            for w in c.widenings
+        ],
         "left_out": [
             {
                 "name": item.candidate.name,

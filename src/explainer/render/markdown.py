@@ -23,6 +23,7 @@ from explainer.render.phrases import (
     regression_phrase,
     saving_phrase,
     serves_phrase,
+    widening_phrase,
     with_imports,
 )
 from explainer.render.pooling import pooling_markdown
@@ -118,6 +119,8 @@ def _left_out(report: Report) -> list[str]:
         )
     for apart in c.kept_apart:
         lines.append(f"- `{apart.short.name}` kept beside `{apart.long.name}`: {apart.reason}.")
+    for widening in c.widenings:
+        lines.append(f"- {widening_phrase(widening, code='`')}.")
     for item in c.left_out:
         lines.append(
             f"- `{item.candidate.name}` {LEFT_OUT_WORDS.get(item.reason, item.reason)} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from explainer.advise.consolidate import IndexFacts, QuerySaving
+from explainer.advise.consolidate import IndexFacts, QuerySaving, Widening
 from explainer.advise.model import Evidence, IndexCandidate
 from explainer.advise.regressions import Regression
 from explainer.orm.models import ModelMap
@@ -143,6 +143,18 @@ def regression_phrase(regression: Regression) -> str:
         f"{regression.query}: {format_ms(regression.before_ms)} -> "
         f"{format_ms(regression.after_ms)} ({regression.slowdown:.2f}x slower) with {index}; "
         f"{regression.decision}: {regression.reason}"
+    )
+
+
+def widening_phrase(widening: Widening, code: str = "") -> str:
+    """'ix_a is widened into ix_b (INCLUDE ...) for Q9, Q8: 1.3 s -> 1.0 s with it'."""
+    users = ", ".join(f"{code}{query}{code}" for query, _, _ in widening.users)
+    narrow = sum(n for _, n, _ in widening.users)
+    wide = sum(w for _, _, w in widening.users)
+    return (
+        f"{code}{widening.narrow.name}{code} is widened into {code}{widening.wide.name}{code} "
+        f"(INCLUDE {', '.join(widening.wide.include)}) for the other queries that use it, "
+        f"{users}: {format_ms(narrow)} -> {format_ms(wide)} with it"
     )
 
 

@@ -30,6 +30,7 @@ from explainer.render.phrases import (
     regression_phrase,
     saving_phrase,
     serves_phrase,
+    widening_phrase,
     with_imports,
 )
 from explainer.render.pooling import render_pooling
@@ -229,6 +230,8 @@ def _consolidation(report: Report) -> list[RenderableType]:
         )
     for apart in c.kept_apart:
         lines.append(Text(f"{apart.short.name} kept beside {apart.long.name}: {apart.reason}"))
+    for widening in c.widenings:
+        lines.append(Text(widening_phrase(widening)))
     for item in c.left_out:
         lines.append(
             Text(
