@@ -95,6 +95,8 @@ def test_an_index_that_slows_another_query_is_dropped_unless_it_saves_more(
     assert leftover == (0,)
     assert set(check.checked) == {"range", "trap"}
     assert set(check.changed) == {"range", "trap"}
+    # Both changed plans use the index and no other new one: what widening is judged on.
+    assert sorted(check.used_alone_by[INDEX]) == ["range", "trap"]
     [regression] = check.regressions
     assert regression.query == "trap"
     assert regression.index == INDEX
@@ -126,6 +128,7 @@ def test_a_query_whose_plan_does_not_change_is_not_measured(events_dsn: str) -> 
     assert check.checked == ["range"]
     assert check.changed == []
     assert check.measured == {}
+    assert check.used_alone_by == {}
     assert check.regressions == []
 
 

@@ -913,7 +913,8 @@ def _consolidate(
 ) -> None:
     """The workload-wide view (advise/consolidate.py): merge INCLUDE variants and prefixes,
     size each index, weigh its writes, choose under ``--max-indexes``/``--max-size``, check
-    the chosen set against the whole workload (advise/regressions.py); then what to drop."""
+    the chosen set against the whole workload (advise/regressions.py), widen what other
+    queries use (:func:`_widen`); then what to drop."""
     # Imported here: this function's body is the consolidation's part of the pipeline.
     from explainer.advise.consolidate import LeftOut, merge_includes
 
@@ -1104,10 +1105,19 @@ def _widen(
             f"the wider indexes were not kept: with them the workload check would drop {names}"
         )
         return chosen
-    consolidation.widenings = widenings
+    merged_before = list(consolidation.merges)
     consolidation.merges += merges
-    consolidation.kept_apart += apart
     weigh(folded)
+    limit = consolidation.max_size_bytes
+    if limit is not None and consolidation.total_size_bytes(folded) > limit:
+        consolidation.merges = merged_before
+        weigh(chosen)
+        consolidation.regression_notes.append(
+            "the wider indexes were not kept: they would exceed --max-size"
+        )
+        return chosen
+    consolidation.widenings = widenings
+    consolidation.kept_apart += apart
     known = {(r.query, r.index) for r in consolidation.regressions}
     consolidation.regressions += [r for r in second.regressions if (r.query, r.index) not in known]
     for query_id in second.checked:
