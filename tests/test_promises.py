@@ -712,6 +712,11 @@ def sql_workload(text: str) -> Workload:
     return build_workload(captured)
 
 
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT is how a terminal sends Ctrl+C")
 def test_ctrl_c_in_the_cli_ends_the_server_statement_at_once(shop_dsn: str) -> None:
     """Ctrl+C: psycopg cancels the running statement on the server before the
@@ -732,6 +737,9 @@ def test_ctrl_c_in_the_cli_ends_the_server_statement_at_once(shop_dsn: str) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As in a terminal: a background job of a non-interactive shell (a CI script run
+        # with `&`) starts with SIGINT ignored, and a child inherits that (and any mask).
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     try:
         pid = _wait_for_backend(shop_dsn, "EXPLAIN%pg_sleep(30)%")
