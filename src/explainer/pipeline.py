@@ -26,7 +26,7 @@ from typing import Literal
 
 import psycopg
 
-from explainer.advise.candidates import COVERING_MIN_VISIBLE, table_access
+from explainer.advise.candidates import coverable_columns, table_access
 from explainer.advise.consolidate import (
     Consolidation,
     IndexFacts,
@@ -1074,17 +1074,10 @@ def _widen(
         info = tables.get(candidate.qualified_table)
         if group is None or info is None:
             return None
-        access = table_access(group.example.sql, info)
-        if not access.select_only or access.star:
-            return None
         key = (candidate.schema, candidate.table)
         if key not in stats:
             stats[key] = table_stats(conn, candidate.schema, candidate.table)
-        table = stats[key]
-        visible = table.visible_share if table is not None else None
-        if visible is None or visible < COVERING_MIN_VISIBLE:
-            return None
-        return frozenset(access.referenced)
+        return coverable_columns(table_access(group.example.sql, info), stats[key])
 
     widened, widenings, notes = widen_for_users(chosen, users, columns, reverify, options.min_gain)
     consolidation.regression_notes += notes

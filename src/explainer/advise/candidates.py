@@ -823,19 +823,29 @@ def _partials(
         )
 
 
-def _covering(
-    access: TableAccess, candidate: IndexCandidate, stats: TableStats | None
-) -> IndexCandidate | None:
+def coverable_columns(access: TableAccess, stats: TableStats | None) -> frozenset[str] | None:
+    """The columns of the table the statement reads, when an index could cover them (a
+    SELECT without ``*``, on a table whose all-visible share makes index-only scans
+    worth it: :data:`COVERING_MIN_VISIBLE`); None otherwise."""
     if not access.select_only or access.star or stats is None:
         return None
     visible = stats.visible_share
     if visible is None or visible < COVERING_MIN_VISIBLE:
         return None
+    return frozenset(access.referenced)
+
+
+def _covering(
+    access: TableAccess, candidate: IndexCandidate, stats: TableStats | None
+) -> IndexCandidate | None:
+    referenced = coverable_columns(access, stats)
+    if referenced is None:
+        return None
     if any(k.expression for k in candidate.keys):
         keyed = {k.text for k in candidate.keys}
     else:
         keyed = set(candidate.column_names)
-    extra = sorted(access.referenced - keyed)
+    extra = sorted(referenced - keyed)
     if not extra or len(extra) > COVERING_MAX_COLUMNS:
         return None
     return IndexCandidate(candidate.schema, candidate.table, candidate.keys, include=tuple(extra))
