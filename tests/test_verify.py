@@ -646,6 +646,28 @@ def test_the_after_run_of_a_timed_out_statement_stops_where_it_can_no_longer_pas
     assert helps(measured, usual.min_gain)
 
 
+def test_a_stopped_after_run_fetches_its_plan_under_the_usual_timeout(slow_dsn: str) -> None:
+    """The after-run stopped at 1 ms is fetched again without ANALYZE; that EXPLAIN must not
+    be held to the 1 ms as well, or planning alone can cancel it (it did on a slow CI
+    machine). Here planning takes 20 ms on any machine: an IMMUTABLE function with constant
+    arguments is evaluated by the planner."""
+    with psycopg.connect(slow_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION verify_slow_to_plan() RETURNS int IMMUTABLE LANGUAGE sql"
+            " AS 'SELECT 0 FROM pg_sleep(0.02)'"
+        )
+        try:
+            statement = check_statement(f"{SLOW} AND o.id > verify_slow_to_plan()")
+            strict = VerifyOptions(ExplainOptions(timeout_ms=400), min_gain=0.999)
+            stopped = verify_rollback(
+                conn, Execution(statement), IndexCandidate.of("public", "verify_slow", "k"), strict
+            )
+        finally:
+            conn.execute("DROP FUNCTION verify_slow_to_plan()")
+    assert stopped.before_ms == 400 and stopped.after_ms == 400  # both stopped
+    assert stopped.index_used  # the plan fetched after the stop, with the index in it
+
+
 def test_an_after_run_is_limited_only_when_the_before_run_timed_out() -> None:
     options = VerifyOptions(ExplainOptions(timeout_ms=30_000))
     finished = parse_json_plan(

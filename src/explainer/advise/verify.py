@@ -141,15 +141,19 @@ def _runs(
     analyze: bool,
     repeats: int,
     known: Plan | None = None,
+    limit_ms: int | None = None,
 ) -> Plan:
     """The fastest of ``repeats`` runs, each undone by a savepoint; ``known`` (a run
-    already made, the statement's own EXPLAIN ANALYZE) counts as the first.
+    already made, the statement's own EXPLAIN ANALYZE) counts as the first. ``limit_ms``
+    lowers ``statement_timeout`` for the runs only (:func:`after_limit_ms`).
 
     Undoing each run matters for writes: every run then starts from the same rows, and
     the rows a write touched are not left as new versions in the transaction, which
     would make an index built afterwards unusable to it (``pg_index.indcheckxmin``).
     A run that reaches ``statement_timeout`` ends the series: its plan is fetched again
-    without ANALYZE and returned alone (:func:`timed_out` tells it apart).
+    without ANALYZE and returned alone (:func:`timed_out` tells it apart). The lowered
+    limit is set inside the savepoint, so that this plain EXPLAIN runs under the
+    transaction's own timeout: planning alone can take longer than a limit of 1 ms.
     """
     plans = [] if known is None else [known]
     if known is not None and timed_out(known, analyze):
@@ -161,6 +165,10 @@ def _runs(
             # ONLY as in explain(): a function that writes fails instead of writing. The
             # savepoint's rollback makes the transaction read-write again.
             conn.execute(b"SET LOCAL transaction_read_only = on")
+        if analyze and limit_ms is not None:
+            conn.execute(
+                sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{limit_ms}ms"))
+            )
         try:
             plans.append(run_explain(conn, execution, analyze=analyze))
         except StatementTimeout:
@@ -200,17 +208,13 @@ def _after(
     partitions' included). With ``check_use``, a plain EXPLAIN
     first: when the planner uses none of ``names`` the statement is not run (a run cannot
     make the planner use it, and a slow statement would cost its whole time again).
-    ``limit_ms`` (:func:`after_limit_ms`) lowers the runs' ``statement_timeout`` for the
-    rest of the transaction, once the index is built."""
+    ``limit_ms`` (:func:`after_limit_ms`) lowers the runs' ``statement_timeout``, once
+    the index is built."""
     if analyze and check_use:
         estimated = run_explain(conn, execution, analyze=False)
         if not any(_uses_index(estimated, name) for name in names):
             return estimated
-    if analyze and limit_ms is not None:
-        conn.execute(
-            sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{limit_ms}ms"))
-        )
-    return _runs(conn, execution, analyze, options.repeats)
+    return _runs(conn, execution, analyze, options.repeats, limit_ms=limit_ms)
 
 
 def _analyze(execution: Execution, options: VerifyOptions) -> bool:
