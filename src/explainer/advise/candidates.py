@@ -67,6 +67,12 @@ Thresholds (documented in docs/rules.md by the lead; constants below):
   value of a high-cardinality column would be one of thousands), or ``IS [NOT] NULL``
   keeping at most that share; the index keys are the other keys, its WHERE the query's own
   predicate (same constant, same operator) so the planner proves the query implies it.
+- selective join: a sequential scan whose own filter keeps more than
+  :data:`LOW_SELECTIVITY` of the rows, feeding a hash or merge join that keeps at most that
+  share of the rows the scan passes on, gets a covering index on the join keys then the
+  equality keys
+  (index-only lookups in a nested loop); only covering, since a lookup that visits the
+  heap is what the planner already judged slower (through the primary key, say).
 - covering index: a SELECT (not ``*``) that reads 1 to :data:`COVERING_MAX_COLUMNS` more
   columns of the table than the keys, when ``relallvisible / relpages`` >=
   :data:`COVERING_MIN_VISIBLE` (below that an index-only scan visits the heap for most
@@ -619,6 +625,9 @@ def derive_candidates(
             result.rejected.append(
                 NoSuggestion(NoSuggestionReason.LOW_SELECTIVITY, unselective, qualified, candidate)
             )
+            selective = _selective_join(access, table, plan, node, stats)
+            if selective is not None:
+                proposed.append(selective)
         else:
             proposed.append((candidate, equality))
             for partial in _partials(access, candidate, equality, predicates, stats, rows):
@@ -867,6 +876,61 @@ def _join_alternative(
     keys = [IndexKey(j) for j in joins] + [IndexKey(e) for e in equality]
     candidate = IndexCandidate(table.schema, table.name, tuple(keys[:MAX_KEY_COLUMNS]))
     return None if candidate == primary else (candidate, len(candidate.keys))
+
+
+#: Scans whose rows a join passes through, on the way up to the join.
+_JOIN_PASSTHROUGH = frozenset({"Hash", "Gather", "Gather Merge", "Materialize", "Sort"})
+
+
+def _join_keeps(plan: Plan | None, node: PlanNode | None) -> float | None:
+    """Rows of the hash or merge join above a sequential scan per row the scan passes on
+    (analyzed figures when there are, else the estimates: both sides the same kind, per
+    process alike in a parallel plan); None when the scan does not feed such a join."""
+    if plan is None or node is None or node.node_type not in ("Seq Scan", "Parallel Seq Scan"):
+        return None
+    current = plan.parent(node)
+    while current is not None and current.node_type in _JOIN_PASSTHROUGH:
+        current = plan.parent(current)
+    if current is None or current.node_type not in ("Hash Join", "Merge Join"):
+        return None
+    joined, scanned = current.total_rows, node.total_rows
+    if joined is None or scanned is None:
+        joined, scanned = current.plan_rows, node.plan_rows
+    return joined / scanned if scanned > 0 else None
+
+
+def _selective_join(
+    access: TableAccess,
+    table: TableInfo,
+    plan: Plan | None,
+    node: PlanNode | None,
+    stats: TableStats | None,
+) -> tuple[IndexCandidate, int] | None:
+    """A covering index on the join keys, then the equality keys, for a table whose own
+    filter keeps too much for an index but whose hash or merge join keeps at most
+    :data:`LOW_SELECTIVITY` of the rows the scan passes on: the planner can then look the few
+    joined rows up in a nested loop, reading the index alone (TPC-H Q10: all of
+    ``lineitem`` read and hashed for ``l_returnflag = 'R'``, 25%, of which the join with
+    one quarter's orders keeps 8%). Covering, or not at all: looking the rows up in the
+    heap is what the planner already judged slower than the scan (an existing index on
+    the join keys, a primary key, is there and unused)."""
+    joins = _unique(access.join_keys)
+    covered = coverable_columns(access, stats)
+    keeps = _join_keeps(plan, node)
+    if not joins or covered is None or keeps is None or keeps > LOW_SELECTIVITY:
+        return None
+    equality = [
+        p.index_key
+        for p in _unique_preds(access.keys_of("eq", "null"))
+        if p.is_null and p.key not in joins
+    ]
+    keys = _unique_keys([IndexKey(j) for j in joins] + equality)[:MAX_KEY_COLUMNS]
+    keyed = {k.text for k in keys}
+    extra = sorted(covered - keyed)
+    if any(k.expression for k in keys) or len(extra) > COVERING_MAX_COLUMNS:
+        return None
+    candidate = IndexCandidate(table.schema, table.name, tuple(keys), include=tuple(extra))
+    return candidate, len(keys)
 
 
 def _gins(
