@@ -260,6 +260,11 @@ def test_max_indexes_keeps_the_bigger_total_saving(shop_dsn: str) -> None:
     [left_out] = report["consolidation"]["left_out"]
     assert left_out["table"] == "consolidate_orders"
     assert left_out["reason"] == "max_indexes"
+    # The query left without its index says why, in its own entry.
+    [entry] = [q for q in report["queries"] if q["sql"] == BY_CUSTOMER]
+    [reason] = entry["no_suggestion"]
+    assert reason["reason"] == "left_out" and reason["table"] == "consolidate_orders"
+    assert reason["detail"].endswith("left out: --max-indexes 1 kept indexes that save more")
 
 
 def test_max_size_leaves_out_an_index_too_big(shop_dsn: str) -> None:

@@ -149,6 +149,12 @@ def test_the_report_shows_an_index_dropped_by_the_workload_check(
     assert report["suggestions"] == []
     [left_out] = report["consolidation"]["left_out"]
     assert left_out["reason"] == "regression"
+    # The query it was verified for has no suggestion now, and says why.
+    [entry] = [q for q in report["queries"] if q["sql"] == RANGE]
+    [reason] = [r for r in entry["no_suggestion"] if r["reason"] == "left_out"]
+    assert reason["table"] == "reg_events" and reason["columns"] == left_out["columns"]
+    slower = f"slower by more than it saves ({regression['query']} {regression['slowdown']:.2f}x)"
+    assert reason["detail"].endswith(slower), reason["detail"]
 
     code = main(
         ["analyze", "--dsn", events_dsn, "--verify", "rollback", "--query", RANGE,

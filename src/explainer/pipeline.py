@@ -30,6 +30,7 @@ from explainer.advise.candidates import coverable_columns, table_access
 from explainer.advise.consolidate import (
     Consolidation,
     IndexFacts,
+    LeftOut,
     Reverify,
     SizeSource,
     apply_limits,
@@ -43,7 +44,13 @@ from explainer.advise.consolidate import (
 )
 from explainer.advise.ddl import create_index_sql
 from explainer.advise.indexes import StatementInput, VerifyMode, advise_statements
-from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion, NoSuggestion
+from explainer.advise.model import (
+    Evidence,
+    IndexCandidate,
+    IndexSuggestion,
+    NoSuggestion,
+    NoSuggestionReason,
+)
 from explainer.advise.regressions import RegressionCheck, WorkloadQuery, check_regressions
 from explainer.advise.removals import find_removals
 from explainer.advise.verify import (
@@ -94,6 +101,7 @@ from explainer.render.phrases import model_suggestion
 from explainer.report import DatabaseInfo, InputSummary, OrmReport, QueryReport, Report
 from explainer.rules import RuleContext, TableFacts, run_rules
 from explainer.rules.model import ForeignKeyFacts
+from explainer.units import format_size
 from explainer.workload import QueryGroup, Workload, WorkloadBuilder
 from explainer.workload.parallel import build_workload_parallel
 
@@ -916,7 +924,7 @@ def _consolidate(
     the chosen set against the whole workload (advise/regressions.py), widen what other
     queries use (:func:`_widen`); then what to drop."""
     # Imported here: this function's body is the consolidation's part of the pipeline.
-    from explainer.advise.consolidate import LeftOut, merge_includes
+    from explainer.advise.consolidate import merge_includes
 
     by_id = {g.fingerprint: g for g in groups}
     # The "before" each query was measured with already: a re-verification reuses it.
@@ -1035,6 +1043,7 @@ def _consolidate(
         )  # fmt: skip
     report.suggestions = chosen
     report.consolidation = consolidation
+    _explain_left_out(report, consolidation)
     report.stats_since = stats_since(conn)
     try:
         report.removals = find_removals(index_usage(conn), report.stats_since)
@@ -1043,6 +1052,48 @@ def _consolidate(
         # out (and said so), the analysis is not lost.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         report.notes.append(f"indexes to remove were not looked for: {reason}")
+
+
+def _explain_left_out(report: Report, consolidation: Consolidation) -> None:
+    """A query whose verified index the workload's choice left out, and that has no other
+    suggestion, says so: every query without a suggestion carries a reason."""
+    served = {query_id for s in report.suggestions for query_id in s.queries}
+    entries = {entry.id: entry for entry in report.queries}
+    for left in consolidation.left_out:
+        facts = consolidation.facts.get(left.candidate)
+        if facts is None:
+            continue
+        for saving in facts.serves:
+            entry = entries.get(saving.query)
+            if entry is None or saving.query in served:
+                continue
+            entry.no_suggestion.append(
+                NoSuggestion(
+                    NoSuggestionReason.LEFT_OUT,
+                    f"an index on {left.candidate.described} helps this query but was left "
+                    "out: "
+                    + _left_out_why(left, consolidation),
+                    left.candidate.qualified_table,
+                    left.candidate,
+                )
+            )
+
+
+def _left_out_why(left: LeftOut, consolidation: Consolidation) -> str:
+    if left.reason == "regression":
+        slower = [
+            f"{r.query} {r.slowdown:.2f}x"
+            for r in consolidation.regressions
+            if r.index == left.candidate and r.decision == "dropped"
+        ]
+        return (
+            "it made other queries of the workload slower by more than it saves"
+            + (f" ({', '.join(slower)})" if slower else "")
+        )
+    if left.reason == "max_indexes":
+        return f"--max-indexes {consolidation.max_indexes} kept indexes that save more"
+    limit = consolidation.max_size_bytes
+    return f"--max-size {format_size(limit or 0)} kept indexes that save more for their size"
 
 
 def _widen(

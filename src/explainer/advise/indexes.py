@@ -737,25 +737,19 @@ def _why_not(
     used: Sequence[IndexCandidate] = (),
 ) -> NoSuggestion:
     table = candidate.qualified_table
-    columns = ", ".join(candidate.columns)
-    if candidate.include:
-        columns += f") INCLUDE ({', '.join(candidate.include)}"
-    if candidate.where is not None:
-        columns += f") WHERE ({candidate.where}"
-    if candidate.using != "btree":
-        table += f" USING {candidate.using}"
     if not evidence.index_used:
         others = [_label(c) for c in used if c != candidate]
         instead = f" (it chose {', '.join(others)} instead)" if others else ""
         return NoSuggestion(
             NoSuggestionReason.NOT_USED,
-            f"the planner did not use an index on {table} ({columns}){instead}",
+            f"the planner did not use an index on {candidate.described}{instead}",
             table,
             candidate,
         )
     return NoSuggestion(
         NoSuggestionReason.NO_GAIN,
-        f"an index on {table} ({columns}) saves less than {min_gain:.0%} ({figures(evidence)})",
+        f"an index on {candidate.described} saves less than {min_gain:.0%} "
+        f"({figures(evidence)})",
         table,
         candidate,
     )

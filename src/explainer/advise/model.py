@@ -138,6 +138,20 @@ class IndexCandidate:
         return self.table if self.schema == "public" else f"{self.schema}.{self.table}"
 
     @property
+    def described(self) -> str:
+        """The index as a reason's sentence names it: ``orders (status) INCLUDE (total)
+        WHERE (deleted_at IS NULL)``, `` USING gin`` when not a btree."""
+        text = f"{self.qualified_table}"
+        if self.using != "btree":
+            text += f" USING {self.using}"
+        text += f" ({', '.join(self.columns)})"
+        if self.include:
+            text += f" INCLUDE ({', '.join(self.include)})"
+        if self.where is not None:
+            text += f" WHERE ({self.where})"
+        return text
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """Every key in short form (``created_at DESC``, ``lower(email)``): the report's
         ``columns`` field."""
@@ -188,6 +202,9 @@ class NoSuggestionReason(Enum):
     TABLE_TOO_LARGE = "table_too_large"
     #: The query's cost before any index is below the minimum worth advising on.
     CHEAP_QUERY = "cheap_query"
+    #: Verified for the query, then left out of the workload's set: it made other queries
+    #: slower, or --max-indexes / --max-size kept indexes that save more.
+    LEFT_OUT = "left_out"
 
 
 @dataclass(frozen=True, slots=True)
