@@ -15,15 +15,18 @@ import psycopg
 import pytest
 
 from explainer.advise.indexes import format_size, parse_size
-from explainer.advise.model import IndexCandidate
+from explainer.advise.model import Evidence, IndexCandidate
 from explainer.advise.verify import (
     HypoItem,
     HypoStats,
+    RollbackItem,
     VerifyOptions,
     after_limit_ms,
     helps,
+    measure,
     verify_hypopg_batch,
     verify_rollback,
+    verify_rollback_shared,
 )
 from explainer.cli import main
 from explainer.db.explain import Execution, ExplainOptions
@@ -276,6 +279,45 @@ def test_rollback_verification_undoes_everything_on_failure(orders_dsn: str) -> 
         assert evidence.after_ms is not None and evidence.before_ms is not None
         assert evidence.after_ms < evidence.before_ms
         assert leftover_prepared(conn) == []
+    assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
+
+
+class CountingConnection(psycopg.Connection[Any]):
+    """A real connection that also keeps the CREATE INDEX statements it sent."""
+
+    builds: list[bytes]
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if isinstance(query, bytes) and query.startswith(b"CREATE INDEX"):
+            self.builds.append(query)
+        return super().execute(query, *args, **kwargs)
+
+
+def test_a_shared_test_index_is_built_once_and_measured_for_each_statement(
+    orders_dsn: str,
+) -> None:
+    """Three statements want the same index: it is built once, in one rolled-back
+    transaction; the one that fails once it exists gets its error, the others their
+    evidence, and nothing is left behind."""
+    candidate = IndexCandidate.of("public", "verify_orders", "customer_id")
+    options = VerifyOptions(explain=ExplainOptions())
+    statements = [
+        LOOKUP,
+        f"{LOOKUP} AND verify_boom()",
+        "SELECT id FROM verify_orders WHERE customer_id = 9",
+    ]
+    with CountingConnection.connect(orders_dsn, autocommit=True) as conn:
+        conn.builds = []
+        executions = [Execution(check_statement(s)) for s in statements]
+        items = [RollbackItem(e, measure(conn, e, options)) for e in executions]
+        first, failed, third = verify_rollback_shared(conn, candidate, items, options)
+        assert len(conn.builds) == 1
+        assert isinstance(failed, QueryFailed) and "boom" in str(failed)
+        for evidence in (first, third):
+            assert isinstance(evidence, Evidence) and evidence.index_used
+            assert evidence.after_ms is not None and evidence.before_ms is not None
+            assert evidence.after_ms * 5 < evidence.before_ms
+        assert conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE
     assert catalog_indexes(orders_dsn) == ["verify_orders_pkey"]
 
 

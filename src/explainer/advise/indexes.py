@@ -34,6 +34,7 @@ from explainer.advise.model import (
 from explainer.advise.verify import (
     HypoItem,
     HypoStats,
+    RollbackItem,
     VerifyOptions,
     estimate_only,
     figures,
@@ -42,8 +43,8 @@ from explainer.advise.verify import (
     measure,
     ranking,
     verify_hypopg_batch,
-    verify_rollback,
     verify_rollback_set,
+    verify_rollback_shared,
 )
 from explainer.db.catalog import TableInfo, resolve_table
 from explainer.db.explain import Connection, Execution
@@ -185,11 +186,11 @@ def advise_statements(
         prepared.append(statement)
     if mode == "hypopg":
         _verify_hypopg(conn, [s for s in prepared if s.advice.error is None], options, stats)
+    _verify_rest(conn, [s for s in prepared if s.advice.error is None], mode, options)
     for statement in prepared:
         if statement.advice.error is not None:
             continue
-        _guarded(statement, partial(_verify_rest, conn, statement, mode, options))
-        if statement.advice.error is None and mode != "none":
+        if mode != "none":
             _guarded(statement, partial(_verify_together, conn, statement, options))
         _decide(statement, options)
     return [s.advice for s in prepared]
@@ -467,50 +468,94 @@ def _same_table(candidate: IndexCandidate, table: TableInfo) -> bool:
     return candidate.schema == table.schema and candidate.table == table.name
 
 
+#: Statements measured in one rolled-back transaction with a shared test index at most:
+#: the transaction holds the build's SHARE lock on the table until it ends.
+MAX_SHARED_STATEMENTS = 20
+
+
 def _verify_rest(
-    conn: Connection, statement: _Statement, mode: VerifyMode, options: VerifyOptions
+    conn: Connection, statements: Sequence[_Statement], mode: VerifyMode, options: VerifyOptions
 ) -> None:
-    """Candidates HypoPG did not judge: unverified (``none``) or built for real."""
-    source = statement.source
+    """Candidates HypoPG did not judge: unverified (``none``) or built for real, each
+    distinct candidate once for all the statements that have it (its build is most of
+    the cost), in first-seen order."""
     if mode == "none":
-        for access in statement.accesses:
-            for candidate in access.candidates:
-                access.evidence[candidate] = estimate_only(source.plan)
+        for statement in statements:
+            for access in statement.accesses:
+                for candidate in access.candidates:
+                    access.evidence[candidate] = estimate_only(statement.source.plan)
         return
-    for access in statement.accesses:
-        for candidate in list(access.candidates):
-            if candidate in access.evidence or (mode == "hypopg" and _by_hypopg(access, candidate)):
-                continue
-            reason = _rollback_refusal(source.execution, access.table, candidate, mode, options)
-            try:
+    wanted: dict[IndexCandidate, list[tuple[_Statement, _Access]]] = {}
+    for statement in statements:
+        for access in statement.accesses:
+            for candidate in list(access.candidates):
+                if candidate in access.evidence or (
+                    mode == "hypopg" and _by_hypopg(access, candidate)
+                ):
+                    continue
+                source = statement.source
+                reason = _rollback_refusal(source.execution, access.table, candidate, mode, options)
                 if reason is not None:
-                    raise _Refused(reason)
-                if statement.before is None:
-                    # The statement's own EXPLAIN ANALYZE is one of the "before" runs (or,
-                    # when it timed out, the whole answer: see verify.measure).
-                    statement.before = measure(conn, source.execution, options, known=source.plan)
-                access.evidence[candidate] = verify_rollback(
-                    conn,
-                    source.execution,
-                    candidate,
-                    options,
-                    before=statement.before,
-                    constraint=access.constraint,
+                    _reasons(statement, access).append(reason)
+                    access.candidates.remove(candidate)
+                    continue
+                wanted.setdefault(candidate, []).append((statement, access))
+    for candidate, users in wanted.items():
+        for start in range(0, len(users), MAX_SHARED_STATEMENTS):
+            _verify_shared(conn, candidate, users[start : start + MAX_SHARED_STATEMENTS], options)
+
+
+def _verify_shared(
+    conn: Connection,
+    candidate: IndexCandidate,
+    users: Sequence[tuple[_Statement, _Access]],
+    options: VerifyOptions,
+) -> None:
+    ready: list[tuple[_Statement, _Access, Plan]] = []
+    for statement, access in users:
+        if statement.advice.error is not None:
+            continue
+        try:
+            if statement.before is None:
+                # The statement's own EXPLAIN ANALYZE is one of the "before" runs (or, when
+                # it timed out, the whole answer: see verify.measure).
+                statement.before = measure(
+                    conn, statement.source.execution, options, known=statement.source.plan
                 )
-            except _Refused as refusal:
-                _reasons(statement, access).append(refusal.reason)
-            except QueryFailed as exc:
-                _reasons(statement, access).append(
-                    NoSuggestion(
-                        NoSuggestionReason.VERIFY_FAILED,
-                        str(exc),
-                        access.table.qualified,
-                        candidate,
-                    )
-                )
-            else:
-                continue
-            access.candidates.remove(candidate)
+        except QueryFailed as exc:
+            _verify_failed(statement, access, candidate, exc)
+            continue
+        except ExplainerError as exc:
+            statement.advice.error = str(exc)
+            continue
+        ready.append((statement, access, statement.before))
+    if not ready:
+        return
+    items = [RollbackItem(s.source.execution, before, a.constraint) for s, a, before in ready]
+    try:
+        results: Sequence[Evidence | QueryFailed] = verify_rollback_shared(
+            conn, candidate, items, options
+        )
+    except QueryFailed as exc:
+        results = [exc] * len(ready)
+    except ExplainerError as exc:
+        for statement, _, _ in ready:
+            statement.advice.error = str(exc)
+        return
+    for (statement, access, _), result in zip(ready, results, strict=True):
+        if isinstance(result, QueryFailed):
+            _verify_failed(statement, access, candidate, result)
+        else:
+            access.evidence[candidate] = result
+
+
+def _verify_failed(
+    statement: _Statement, access: _Access, candidate: IndexCandidate, exc: QueryFailed
+) -> None:
+    _reasons(statement, access).append(
+        NoSuggestion(NoSuggestionReason.VERIFY_FAILED, str(exc), access.table.qualified, candidate)
+    )
+    access.candidates.remove(candidate)
 
 
 def _reasons(statement: _Statement, access: _Access) -> list[NoSuggestion]:

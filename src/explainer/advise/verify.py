@@ -277,25 +277,85 @@ def verify_rollback(
     ``constraint`` names a foreign key whose trigger the index is for: the trigger's own
     query does not appear in the plan, so "used" means the trigger's time fell.
     """
-    analyze = _analyze(execution, options)
-    name = _probe_name(candidate)
     with _transaction(conn, options):
         if before is None:
-            before = _runs(conn, execution, analyze, options.repeats)
-        try:
-            conn.execute(create_index_sql(candidate, name=name).encode())
-        except psycopg.Error as exc:
-            raise query_failed(exc) from None
-        built = _built_names(conn, candidate, name)
-        after = _after(
-            conn,
-            execution,
-            analyze,
-            options,
-            [built],
-            constraint is None,
-            after_limit_ms(before, analyze, options),
-        )
+            before = _runs(conn, execution, _analyze(execution, options), options.repeats)
+        built = _build(conn, candidate)
+        return _with_index(conn, execution, built, options, before, constraint)
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackItem:
+    """A statement to measure with a test index built once for several
+    (:func:`verify_rollback_shared`): its "before" (:func:`measure`) and, for a foreign
+    key's index, the constraint whose trigger it is for."""
+
+    execution: Execution
+    before: Plan
+    constraint: str | None = None
+
+
+def verify_rollback_shared(
+    conn: Connection,
+    candidate: IndexCandidate,
+    items: Sequence[RollbackItem],
+    options: VerifyOptions,
+) -> list[Evidence | QueryFailed]:
+    """:func:`verify_rollback` for every statement that has ``candidate`` among its
+    alternatives, with the index built once: on a large table the build is most of what
+    verifying a candidate costs (TPC-H at scale 1: ``lineitem (l_shipdate)`` is wanted by
+    five statements, each build of it takes seconds). One rolled-back transaction; each
+    statement's runs sit in a savepoint, so a statement that fails gets its error and the
+    others are still measured. A build that fails raises, for all of them."""
+    results: list[Evidence | QueryFailed] = []
+    with _transaction(conn, options):
+        built = _build(conn, candidate)
+        for item in items:
+            conn.execute(b"SAVEPOINT explainer_item")
+            try:
+                results.append(
+                    _with_index(conn, item.execution, built, options, item.before, item.constraint)
+                )
+            except QueryFailed as exc:
+                try:
+                    conn.execute(b"ROLLBACK TO SAVEPOINT explainer_item")
+                except psycopg.Error as lost:
+                    raise query_failed(lost) from None
+                results.append(exc)
+            else:
+                conn.execute(b"RELEASE SAVEPOINT explainer_item")
+    return results
+
+
+def _build(conn: Connection, candidate: IndexCandidate) -> tuple[str, ...]:
+    """Build the test index in the caller's transaction; the names its plans show."""
+    name = _probe_name(candidate)
+    try:
+        conn.execute(create_index_sql(candidate, name=name).encode())
+    except psycopg.Error as exc:
+        raise query_failed(exc) from None
+    return _built_names(conn, candidate, name)
+
+
+def _with_index(
+    conn: Connection,
+    execution: Execution,
+    built: tuple[str, ...],
+    options: VerifyOptions,
+    before: Plan,
+    constraint: str | None,
+) -> Evidence:
+    """The statement measured with the test index ``built`` in place, against ``before``."""
+    analyze = _analyze(execution, options)
+    after = _after(
+        conn,
+        execution,
+        analyze,
+        options,
+        [built],
+        constraint is None,
+        after_limit_ms(before, analyze, options),
+    )
     if constraint is not None:
         old, new = trigger_ms(before, constraint), trigger_ms(after, constraint)
         used = old is not None and new is not None and new < old
