@@ -70,9 +70,8 @@ Thresholds (documented in docs/rules.md by the lead; constants below):
 - selective join: a sequential scan whose own filter keeps more than
   :data:`LOW_SELECTIVITY` of the rows, feeding a hash or merge join that keeps at most that
   share of the rows the scan passes on, gets a covering index on the join keys then the
-  equality keys
-  (index-only lookups in a nested loop); only covering, since a lookup that visits the
-  heap is what the planner already judged slower (through the primary key, say).
+  equality keys (index-only lookups in a nested loop); only covering, since a lookup that
+  visits the heap is what the planner already judged slower (through the primary key).
 - covering index: a SELECT (not ``*``) that reads 1 to :data:`COVERING_MAX_COLUMNS` more
   columns of the table than the keys, when ``relallvisible / relpages`` >=
   :data:`COVERING_MIN_VISIBLE` (below that an index-only scan visits the heap for most

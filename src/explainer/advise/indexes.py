@@ -9,11 +9,12 @@ index serves deserves its ``already_indexed``). What an existing index already s
 dropped, twins (candidates that build the same index) are merged, and at most
 :data:`MAX_CANDIDATES_PER_ACCESS` alternatives per access are verified: with HypoPG in
 batches across statements (every candidate of a statement in place together), or by
-building the index in a rolled-back transaction, where the accesses' best candidates are
-then also built *together*, because on a join one index can pay off only once the other
-exists. Of the alternatives for one access the best that the planner uses and that saves
-at least ``--min-gain`` is kept. Everything not suggested is reported with a reason code,
-so a user can tell "nothing to do" from "explainer could not tell".
+building the index in a rolled-back transaction (once for all the statements that want it),
+where the accesses' best candidates are then also built *together*, because on a join one
+index can pay off only once the other exists. Of the alternatives for one access the best
+that the planner uses and that saves at least ``--min-gain`` is kept. Everything not
+suggested is reported with a reason code, so a user can tell "nothing to do" from
+"explainer could not tell".
 """
 
 from __future__ import annotations
@@ -615,12 +616,6 @@ def _beats(joint: Evidence, baseline: Evidence, min_gain: float) -> bool:
     if joint.after_cost is None or baseline.after_cost is None:
         return False
     return joint.after_cost <= baseline.after_cost * (1 - min_gain)
-
-
-class _Refused(Exception):
-    def __init__(self, reason: NoSuggestion) -> None:
-        super().__init__(reason.detail)
-        self.reason = reason
 
 
 def _rollback_refusal(
