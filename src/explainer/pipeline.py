@@ -51,7 +51,12 @@ from explainer.advise.model import (
     NoSuggestion,
     NoSuggestionReason,
 )
-from explainer.advise.regressions import RegressionCheck, WorkloadQuery, check_regressions
+from explainer.advise.regressions import (
+    TRADE_MARGIN,
+    RegressionCheck,
+    WorkloadQuery,
+    check_regressions,
+)
 from explainer.advise.removals import find_removals
 from explainer.advise.verify import (
     DEFAULT_MAX_VERIFY_TABLE_BYTES,
@@ -1087,7 +1092,8 @@ def _left_out_why(left: LeftOut, consolidation: Consolidation) -> str:
             if r.index == left.candidate and r.decision == "dropped"
         ]
         return (
-            "it made other queries of the workload slower by more than it saves"
+            "it made other queries of the workload slower, and saves less than "
+            f"{TRADE_MARGIN:g}x what they lose"
             + (f" ({', '.join(slower)})" if slower else "")
         )
     if left.reason == "max_indexes":
