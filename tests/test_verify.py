@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from explainer.advise.indexes import format_size, parse_size
-from explainer.advise.model import Evidence, IndexCandidate
+from explainer.advise.indexes import _why_not, format_size, parse_size
+from explainer.advise.model import Evidence, IndexCandidate, NoSuggestionReason
 from explainer.advise.verify import (
     HypoItem,
     HypoStats,
@@ -603,15 +603,30 @@ def slow_dsn(orders_dsn: str) -> str:
         conn.execute(
             "INSERT INTO verify_outer SELECT i, i * 7 % 5000, 900 FROM generate_series(1, 400) i"
         )
+        # 90% of verify_skew has k = 0, the rest distinct values: the planner takes any k
+        # to match ~30 rows, and an index on k to be a few probes per outer row.
+        conn.execute("CREATE TABLE verify_skew (id int PRIMARY KEY, k int NOT NULL, v int)")
+        conn.execute(
+            "INSERT INTO verify_skew SELECT i, CASE WHEN i % 10 = 0 THEN i ELSE 0 END, i % 97"
+            " FROM generate_series(1, 100000) i"
+        )
         flush_table_counters(conn)  # else ANALYZE can precede the load's counters
         conn.execute("VACUUM ANALYZE verify_slow")
         conn.execute("VACUUM ANALYZE verify_outer")
+        conn.execute("VACUUM ANALYZE verify_skew")
     return orders_dsn
 
 
 SLOW = (
     "SELECT o.id FROM verify_outer o "
     "WHERE o.cap > (SELECT sum(s.v) FROM verify_slow s WHERE s.k = o.k)"
+)
+# Every outer row asks for k = 0, which the planner takes to be as rare as any k: with an
+# index on verify_skew(k) it expects 400 short index scans (about 2% of the cost without
+# it), and each one reads 90,000 rows: seconds either way.
+SKEWED = (
+    "SELECT o.id FROM verify_outer o "
+    "WHERE o.cap > (SELECT sum(s.v) FROM verify_skew s WHERE s.k = o.k * 0)"
 )
 
 
@@ -643,16 +658,19 @@ def test_a_statement_whose_run_times_out_gets_the_index_that_makes_it_finish(
     assert catalog_indexes(slow_dsn) == [
         "verify_orders_pkey",
         "verify_outer_pkey",
+        "verify_skew_pkey",
         "verify_slow_pkey",
     ]
 
 
-def test_an_index_that_does_not_make_a_timed_out_statement_finish_is_not_kept(
+def test_an_index_the_planner_expects_little_of_is_not_run_for_a_timed_out_statement(
     slow_dsn: str,
 ) -> None:
     """``s.k >= o.k`` reads a third of verify_slow per outer row through the index (the
-    planner uses it; 1.3 s on the machine's PostgreSQL 15): the after-run times out too,
-    counts as the timeout, and saves nothing."""
+    planner uses it; 1.3 s on the machine's PostgreSQL 15), and the planner itself
+    expects it to save about a quarter of the cost: with the "before" an estimate too
+    (it timed out), the statement is not run again; the evidence is the planner's cost,
+    and it saves nothing."""
     options = VerifyOptions(ExplainOptions(timeout_ms=400))
     candidate = IndexCandidate.of("public", "verify_slow", "k")
     query = (
@@ -662,47 +680,63 @@ def test_an_index_that_does_not_make_a_timed_out_statement_finish_is_not_kept(
     with psycopg.connect(slow_dsn, autocommit=True) as conn:
         evidence = verify_rollback(conn, Execution(check_statement(query)), candidate, options)
     assert evidence.index_used
-    assert (evidence.before_ms, evidence.after_ms) == (400, 400)
+    assert (evidence.before_ms, evidence.after_ms) == (400, None)
+    assert evidence.after_plan is not None and evidence.after_plan.total_ms is None
+    assert evidence.after_cost is not None
+    assert evidence.before_cost * 0.5 < evidence.after_cost < evidence.before_cost
     assert not helps(evidence, options.min_gain)
+    reason = _why_not(candidate, evidence, options.min_gain)
+    assert reason.reason is NoSuggestionReason.NO_GAIN
+    assert "by the planner's estimate" in reason.detail and "not run" in reason.detail
 
 
 def test_the_after_run_of_a_timed_out_statement_stops_where_it_can_no_longer_pass(
     slow_dsn: str,
 ) -> None:
     """With the before-run timed out, a candidate must make the statement finish within
-    ``timeout x (1 - min_gain)``: the after-run is stopped there. At 99.9% that is 1 ms of
-    the 400 ms timeout, which the indexed statement (hundreds of index probes) cannot meet:
-    it is stopped and counts as the timeout. At 50% it runs to the end and is measured."""
-    candidate = IndexCandidate.of("public", "verify_slow", "k")
-    strict = VerifyOptions(ExplainOptions(timeout_ms=400), min_gain=0.999)
+    ``timeout x (1 - min_gain)``: the after-run is stopped there. The skewed statement's
+    estimate with the index passes (~2% of the cost), so it is run, and stopped at 200 ms
+    of the 400 ms timeout: it counts as the timeout. SLOW's index makes it finish (a few
+    hundred index probes): it runs to the end and is measured."""
     usual = VerifyOptions(ExplainOptions(timeout_ms=400))
     with psycopg.connect(slow_dsn, autocommit=True) as conn:
-        stopped = verify_rollback(conn, Execution(check_statement(SLOW)), candidate, strict)
-        measured = verify_rollback(conn, Execution(check_statement(SLOW)), candidate, usual)
+        stopped = verify_rollback(
+            conn,
+            Execution(check_statement(SKEWED)),
+            IndexCandidate.of("public", "verify_skew", "k"),
+            usual,
+        )
+        measured = verify_rollback(
+            conn,
+            Execution(check_statement(SLOW)),
+            IndexCandidate.of("public", "verify_slow", "k"),
+            usual,
+        )
     assert stopped.before_ms == measured.before_ms == 400  # both timed out before
     assert stopped.index_used and measured.index_used
+    assert stopped.after_cost is not None and stopped.after_cost < stopped.before_cost * 0.5
     assert stopped.after_plan is not None and stopped.after_plan.total_ms is None
-    assert stopped.after_ms == 400 and not helps(stopped, strict.min_gain)
+    assert stopped.after_ms == 400 and not helps(stopped, usual.min_gain)
     assert measured.after_plan is not None and measured.after_plan.total_ms is not None
     assert measured.after_ms is not None and measured.after_ms <= 200
     assert helps(measured, usual.min_gain)
 
 
 def test_a_stopped_after_run_fetches_its_plan_under_the_usual_timeout(slow_dsn: str) -> None:
-    """The after-run stopped at 1 ms is fetched again without ANALYZE; that EXPLAIN must not
-    be held to the 1 ms as well, or planning alone can cancel it (it did on a slow CI
-    machine). Here planning takes 20 ms on any machine: an IMMUTABLE function with constant
-    arguments is evaluated by the planner."""
+    """The after-run stopped at 20 ms (400 ms x (1 - 95%)) is fetched again without
+    ANALYZE; that EXPLAIN must not be held to the 20 ms as well, or planning alone can
+    cancel it (it did on a slow CI machine). Here planning takes 50 ms on any machine: an
+    IMMUTABLE function with constant arguments is evaluated by the planner."""
     with psycopg.connect(slow_dsn, autocommit=True) as conn:
         conn.execute(
             "CREATE FUNCTION verify_slow_to_plan() RETURNS int IMMUTABLE LANGUAGE sql"
-            " AS 'SELECT 0 FROM pg_sleep(0.02)'"
+            " AS 'SELECT 0 FROM pg_sleep(0.05)'"
         )
         try:
-            statement = check_statement(f"{SLOW} AND o.id > verify_slow_to_plan()")
-            strict = VerifyOptions(ExplainOptions(timeout_ms=400), min_gain=0.999)
+            statement = check_statement(f"{SKEWED} AND o.id > verify_slow_to_plan()")
+            strict = VerifyOptions(ExplainOptions(timeout_ms=400), min_gain=0.95)
             stopped = verify_rollback(
-                conn, Execution(statement), IndexCandidate.of("public", "verify_slow", "k"), strict
+                conn, Execution(statement), IndexCandidate.of("public", "verify_skew", "k"), strict
             )
         finally:
             conn.execute("DROP FUNCTION verify_slow_to_plan()")

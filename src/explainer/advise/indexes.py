@@ -786,6 +786,16 @@ def _why_not(
             table,
             candidate,
         )
+    if evidence.before_timed_out and evidence.method == "rollback" and evidence.after_ms is None:
+        # Not run: the planner expected too little of it (verify._after).
+        return NoSuggestion(
+            NoSuggestionReason.NO_GAIN,
+            f"an index on {candidate.described} saves less than {min_gain:.0%} by the "
+            f"planner's estimate ({figures(evidence)}); the statement timed out without "
+            "it, so it was not run",
+            table,
+            candidate,
+        )
     return NoSuggestion(
         NoSuggestionReason.NO_GAIN,
         f"an index on {candidate.described} saves less than {min_gain:.0%} "
