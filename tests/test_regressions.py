@@ -155,6 +155,36 @@ def test_a_regression_is_traded_only_for_twice_its_loss(
     assert f"{TRADE_MARGIN:g}x the loss" in regression.reason
 
 
+def test_a_second_check_runs_only_what_the_new_set_changes(events_dsn: str) -> None:
+    """Checking a set again after widening (pipeline ``_widen``): without the set every
+    plan is the one measured already, and with it only a plan the new set changes is run
+    again. Here the wider index ``created_at INCLUDE (id)`` changes both plans (it has
+    another name): both "with" runs are new, both "without" runs are the first check's."""
+    options = VerifyOptions(ExplainOptions(timeout_ms=30_000))
+    wider = IndexCandidate.of("public", "reg_events", "created_at", include=("id",))
+    with psycopg.connect(events_dsn, autocommit=True) as conn:
+        queries = [_query(conn, "range", RANGE, 1), _query(conn, "trap", TRAP, 1)]
+        first = check_regressions(conn, queries, [IndexSuggestion(INDEX, {})], options)
+        same = check_regressions(
+            conn, queries, [IndexSuggestion(INDEX, {})], options, earlier=first
+        )
+        other = check_regressions(
+            conn, queries, [IndexSuggestion(wider, {})], options, earlier=first
+        )
+    assert set(first.runs) == {"range", "trap"}
+    for query_id in ("range", "trap"):
+        # The same set: nothing is run again, the figures are the first check's.
+        assert same.runs[query_id][0] is first.runs[query_id][0]
+        assert same.runs[query_id][1] is first.runs[query_id][1]
+        assert same.measured[query_id] == first.measured[query_id]
+        # Another index: measured with it, compared with the same "without" run.
+        assert other.runs[query_id][0] is first.runs[query_id][0]
+        assert other.runs[query_id][1] is not first.runs[query_id][1]
+    assert [r.decision for r in same.regressions] == [r.decision for r in first.regressions]
+    # The wider index is the same trap for the second query.
+    assert [r.query for r in other.regressions] == ["trap"]
+
+
 def test_a_query_whose_plan_does_not_change_is_not_measured(events_dsn: str) -> None:
     """An index on a column no query of the set reads changes no plan: nothing to run."""
     options = VerifyOptions(ExplainOptions(timeout_ms=30_000))

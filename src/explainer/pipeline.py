@@ -1148,6 +1148,7 @@ def _widen(
         _verify_options(options),
         table_bytes=table_bytes,
         execution_ms=execution_ms,
+        earlier=check,
     )
     if second.dropped:
         names = ", ".join(c.name for c in second.dropped)

@@ -117,6 +117,9 @@ class RegressionCheck:
     #: Per index of the set, the measured queries whose plan with the set uses it and no
     #: other index of the set (what widening an index to cover them is judged against).
     used_alone_by: dict[IndexCandidate, list[str]] = field(default_factory=dict)
+    #: The runs behind ``measured``, per query: without the set, and with it. A later
+    #: check of another set reuses a run whose plan it would repeat.
+    runs: dict[str, tuple[Plan, Plan]] = field(default_factory=dict)
 
 
 def _shape(plan: Plan) -> list[tuple[str, str | None, str | None]]:
@@ -152,9 +155,14 @@ def check_regressions(
     execution_ms: Mapping[str, float | None] | None = None,
     max_slowdown: float = MAX_SLOWDOWN,
     noise_floor_ms: float = NOISE_FLOOR_MS,
+    earlier: RegressionCheck | None = None,
 ) -> RegressionCheck:
     """Measure the workload's queries with and without ``chosen`` (module docstring);
-    the result's ``dropped`` are the indexes to take out of the set."""
+    the result's ``dropped`` are the indexes to take out of the set.
+
+    ``earlier``, a check of another set on the same database (the set before widening):
+    a run of it is reused where the plan is the same, so that checking the wider set
+    runs only what it changes (without the set, every plan is the same)."""
     check = RegressionCheck()
     sizes = table_bytes or {}
     testable: list[IndexSuggestion] = []
@@ -176,7 +184,7 @@ def check_regressions(
         return check
     names = {s.candidate: _probe_name(s.candidate) for s in testable}
     try:
-        measured = _measure(conn, affected, names, options, check)
+        measured = _measure(conn, affected, names, options, check, earlier)
     except QueryFailed as exc:
         check.notes.append(f"the workload check could not run: {exc}")
         return check
@@ -200,8 +208,11 @@ def _measure(
     names: Mapping[IndexCandidate, str],
     options: VerifyOptions,
     check: RegressionCheck,
+    earlier: RegressionCheck | None = None,
 ) -> list[_Measured]:
-    """Plans without and with the set; for the changed ones, runs with then without."""
+    """Plans without and with the set; for the changed ones, runs with then without (or
+    the ``earlier`` check's run of the same plan)."""
+    reusable = earlier.runs if earlier is not None else {}
     results: list[_Measured] = []
     with _transaction(conn, options):
         without: dict[str, Plan] = {}
@@ -229,9 +240,13 @@ def _measure(
                 check.changed.append(query.id)
                 changed.append((query, with_plan))
         runs: dict[str, Plan] = {}
-        for query, _ in changed:
+        for query, with_plan in changed:
             if not _analyze(query.execution, options):
                 check.notes.append(f"{query.id}: plan changed, not measured (not executed)")
+                continue
+            done = reusable.get(query.id)
+            if done is not None and _shape(done[1]) == _shape(with_plan):
+                runs[query.id] = done[1]
                 continue
             runs[query.id] = _runs(conn, query.execution, True, options.repeats)
         for name in names.values():
@@ -239,11 +254,16 @@ def _measure(
         for query, _ in changed:
             if query.id not in runs:
                 continue
-            # The analysis' own run counts as a "without" run when its plan is the same.
-            own = query.plan
-            known = own if own is not None and _shape(own) == _shape(without[query.id]) else None
-            before = _runs(conn, query.execution, True, options.repeats, known)
+            done = reusable.get(query.id)
+            if done is not None and _shape(done[0]) == _shape(without[query.id]):
+                before = done[0]
+            else:
+                # The analysis' own run counts as a "without" run when its plan is the same.
+                own = query.plan
+                same = own is not None and _shape(own) == _shape(without[query.id])
+                before = _runs(conn, query.execution, True, options.repeats, own if same else None)
             after = runs[query.id]
+            check.runs[query.id] = (before, after)
             used = [c for c, n in names.items() if _uses_index(after, n)]
             results.append(_Measured(query, _ms(before, options), _ms(after, options), used))
             check.measured[query.id] = (results[-1].before_ms, results[-1].after_ms)
