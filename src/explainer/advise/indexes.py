@@ -37,6 +37,7 @@ from explainer.advise.verify import (
     HypoStats,
     RollbackItem,
     VerifyOptions,
+    as_fast,
     estimate_only,
     figures,
     helps,
@@ -680,13 +681,6 @@ def _decide(statement: _Statement, options: VerifyOptions) -> None:
     advice.rejected[:] = list(dict.fromkeys(advice.rejected))
 
 
-#: Alternatives measured within this of the fastest (share of its time, plus ms) are as
-#: fast: a run's time varies by a few percent and tenths of a millisecond, and a wider index
-#: that saves less than that is not worth its size and upkeep.
-SAME_TIME_SHARE = 0.1
-SAME_TIME_MS = 0.5
-
-
 def _pick(
     winners: Sequence[tuple[IndexCandidate, Evidence]],
 ) -> tuple[IndexCandidate, Evidence]:
@@ -700,7 +694,7 @@ def _pick(
         item
         for item in winners
         if item[1].after_ms is not None
-        and item[1].after_ms <= limit * (1 + SAME_TIME_SHARE) + SAME_TIME_MS
+        and as_fast(item[1].after_ms, limit)
     ]
     return min(close, key=lambda item: (_width(item[0]), ranking(item[1])))
 

@@ -611,6 +611,18 @@ def helps(evidence: Evidence, min_gain: float) -> bool:
     return evidence.after_cost <= evidence.before_cost * (1 - min_gain)
 
 
+#: Two runs within this of each other (share of the faster one's time, plus ms) are as
+#: fast: a run's time varies by a few percent and tenths of a millisecond, and a wider
+#: index that saves less than that is not worth its size and upkeep.
+SAME_TIME_SHARE = 0.1
+SAME_TIME_MS = 0.5
+
+
+def as_fast(ms: float, reference_ms: float) -> bool:
+    """``ms`` is no slower than ``reference_ms`` beyond a run's noise."""
+    return ms <= reference_ms * (1 + SAME_TIME_SHARE) + SAME_TIME_MS
+
+
 def ranking(evidence: Evidence) -> tuple[float, float]:
     """Sort key among alternatives: measured time first, else planner cost (lower wins)."""
     time = evidence.after_ms if evidence.after_ms is not None else float("inf")
