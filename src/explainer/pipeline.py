@@ -62,10 +62,12 @@ from explainer.advise.verify import (
     DEFAULT_MAX_VERIFY_TABLE_BYTES,
     DEFAULT_MIN_COST,
     DEFAULT_MIN_GAIN,
+    RollbackItem,
     VerifyOptions,
     hypopg_supports,
+    measure,
     verify_hypopg,
-    verify_rollback,
+    verify_rollback_shared,
 )
 from explainer.capture import CapturedQuery, CaptureStats, open_input, read_sql_text
 from explainer.db.catalog import (
@@ -939,33 +941,63 @@ def _consolidate(
         for query_id, evidence in s.evidence.items()
         if evidence.method == "rollback" and evidence.before_plan is not None
     }
+    analysed = {entry.id: entry.plan for entry in report.queries if entry.plan is not None}
     reverified: dict[tuple[str, IndexCandidate], Evidence | str] = {}
 
-    def reverify(query_id: str, candidate: IndexCandidate) -> Evidence | str:
-        if (query_id, candidate) not in reverified:
-            reverified[query_id, candidate] = _reverify(query_id, candidate)
-        return reverified[query_id, candidate]
+    def reverify(
+        query_ids: Sequence[str], candidate: IndexCandidate
+    ) -> dict[str, Evidence | str]:
+        """Evidence for ``candidate`` on each query (remembered): by rollback, the index is
+        built once for all of them (verify.verify_rollback_shared)."""
+        missing = list(dict.fromkeys(q for q in query_ids if (q, candidate) not in reverified))
+        if missing:
+            for query_id, result in _reverify(missing, candidate).items():
+                reverified[query_id, candidate] = result
+        return {q: reverified[q, candidate] for q in query_ids}
 
-    def _reverify(query_id: str, candidate: IndexCandidate) -> Evidence | str:
-        group = by_id.get(query_id)
+    def _reverify(query_ids: list[str], candidate: IndexCandidate) -> dict[str, Evidence | str]:
         if mode == "none":
-            return "candidates are not verified (--verify none)"
-        if group is None:
-            return "the query is not in this analysis"
+            return dict.fromkeys(query_ids, "candidates are not verified (--verify none)")
         info = tables.get(candidate.qualified_table)
+        too_large = info is not None and info.total_bytes > options.max_verify_table_bytes
+        by_rollback = not (mode == "hypopg" and hypopg_supports(candidate))
+        if by_rollback and too_large and not options.allow_large:
+            why = f"{candidate.qualified_table} is above the size limit for a test index"
+            return dict.fromkeys(query_ids, why)
         verify_options = _verify_options(options)
-        try:
-            execution = Execution(check_statement(group.example.sql), _replay_values(group.example))
-            if mode == "hypopg" and hypopg_supports(candidate):
-                return verify_hypopg(conn, execution, candidate, verify_options)
-            too_large = info is not None and info.total_bytes > options.max_verify_table_bytes
-            if too_large and not options.allow_large:
-                return f"{candidate.qualified_table} is above the size limit for a test index"
-            return verify_rollback(
-                conn, execution, candidate, verify_options, before=befores.get(query_id)
-            )
-        except ExplainerError as exc:
-            return str(exc)
+        results: dict[str, Evidence | str] = {}
+        shared: list[tuple[str, RollbackItem]] = []
+        for query_id in query_ids:
+            group = by_id.get(query_id)
+            if group is None:
+                results[query_id] = "the query is not in this analysis"
+                continue
+            try:
+                execution = Execution(
+                    check_statement(group.example.sql), _replay_values(group.example)
+                )
+                if not by_rollback:
+                    results[query_id] = verify_hypopg(conn, execution, candidate, verify_options)
+                    continue
+                if query_id not in befores:
+                    # A query no suggestion was verified for (widening's users): its own
+                    # EXPLAIN ANALYZE is one of the "before" runs (verify.measure).
+                    befores[query_id] = measure(
+                        conn, execution, verify_options, known=analysed.get(query_id)
+                    )
+                shared.append((query_id, RollbackItem(execution, befores[query_id])))
+            except ExplainerError as exc:
+                results[query_id] = str(exc)
+        if shared:
+            try:
+                found: Sequence[Evidence | ExplainerError] = verify_rollback_shared(
+                    conn, candidate, [item for _, item in shared], verify_options
+                )
+            except ExplainerError as exc:
+                found = [exc] * len(shared)
+            for (query_id, _), result in zip(shared, found, strict=True):
+                results[query_id] = str(result) if isinstance(result, ExplainerError) else result
+        return {q: results[q] for q in query_ids}
 
     consolidation = Consolidation(
         max_indexes=options.max_indexes, max_size_bytes=options.max_size_bytes

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -67,7 +67,7 @@ from pglast import ast
 from pglast.visitors import Visitor
 
 from explainer.advise.model import Evidence, IndexCandidate, IndexKey, IndexSuggestion
-from explainer.advise.verify import as_fast, helps
+from explainer.advise.verify import as_fast, figures, helps
 from explainer.db.catalog import TableWrites
 
 if TYPE_CHECKING:
@@ -91,8 +91,9 @@ DEFAULT_KEY_WIDTH = 16
 SizeSource = Literal["hypopg", "built", "estimate"]
 SavingUnit = Literal["ms", "cost"]
 
-#: Re-verifies a candidate for one query id: new evidence, or why there is none.
-Reverify = Callable[[str, IndexCandidate], "Evidence | str"]
+#: Re-verifies a candidate for query ids (at once: by rollback the index is built once for
+#: all of them): per query, new evidence or why there is none.
+Reverify = Callable[[Sequence[str], IndexCandidate], "Mapping[str, Evidence | str]"]
 
 
 # --- prefix merge ------------------------------------------------------------------------
@@ -193,8 +194,9 @@ def merge_includes(
             continue  # one of them already covers the others: the prefix merge folds them
         merged = IndexSuggestion(union, {})
         why = ""
+        fetched = reverify([q for v in variants for q in v.evidence], union)
         for variant in variants:
-            found, why = _evidence_for(variant, merged, reverify, min_gain)
+            found, why = _evidence_for(variant, merged, reverify, min_gain, fetched)
             if found is None:
                 break
             merged.evidence.update(found)
@@ -213,14 +215,23 @@ def merge_includes(
 
 
 def _evidence_for(
-    short: IndexSuggestion, target: IndexSuggestion, reverify: Reverify, min_gain: float
+    short: IndexSuggestion,
+    target: IndexSuggestion,
+    reverify: Reverify,
+    min_gain: float,
+    fetched: Mapping[str, Evidence | str] | None = None,
 ) -> tuple[dict[str, Evidence] | None, str]:
-    """Evidence that ``target`` helps every query of ``short``, or why there is none."""
+    """Evidence that ``target`` helps every query of ``short``, or why there is none
+    (``fetched``: what ``reverify`` already gave for ``target``)."""
+    known = dict(fetched or {})
+    missing = [q for q in short.evidence if q not in target.evidence and q not in known]
+    if missing:
+        known.update(reverify(missing, target.candidate))
     found: dict[str, Evidence] = {}
     for query_id in short.evidence:
         evidence = target.evidence.get(query_id)
         if evidence is None:
-            result = reverify(query_id, target.candidate)
+            result = known[query_id]
             if isinstance(result, str):
                 return (
                     None,
@@ -232,8 +243,16 @@ def _evidence_for(
         if not helps(evidence, min_gain) and not _as_fast_as_own(
             evidence, short.evidence.get(query_id)
         ):
-            used = "saves too little" if evidence.index_used else "is not used by the planner"
-            return None, f"{target.candidate.name} {used} for query {query_id}"
+            if not evidence.index_used:
+                return (
+                    None,
+                    f"{target.candidate.name} is not used by the planner for query {query_id}",
+                )
+            return (
+                None,
+                f"{target.candidate.name} saves too little for query {query_id} "
+                f"({figures(evidence)}; its own index: {figures(short.evidence[query_id])})",
+            )
         found[query_id] = evidence
     return found, ""
 
@@ -315,12 +334,13 @@ def widen_for_users(
             result.append(suggestion)
             continue
         widened = IndexSuggestion(wide, {}, list(suggestion.rules), suggestion.partitions)
-        found, why = _evidence_for(suggestion, widened, reverify, min_gain)
+        fetched = reverify([*suggestion.evidence, *(q for q, _ in measured)], wide)
+        found, why = _evidence_for(suggestion, widened, reverify, min_gain, fetched)
         figures: list[tuple[str, float, float]] = []
         if found is not None:
             widened.evidence.update(found)
             for query_id, narrow_ms in measured:
-                evidence = reverify(query_id, wide)
+                evidence = fetched[query_id]
                 if isinstance(evidence, str) or evidence.after_ms is None:
                     reason = evidence if isinstance(evidence, str) else "no measured time"
                     why = f"{wide.name} could not be measured for {query_id}: {reason}"
