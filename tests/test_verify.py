@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from explainer.advise.indexes import _why_not, format_size, parse_size
+from explainer.advise.indexes import _beats, _why_not, format_size, parse_size
 from explainer.advise.model import Evidence, IndexCandidate, NoSuggestionReason
 from explainer.advise.verify import (
     HypoItem,
@@ -757,3 +757,15 @@ def test_an_after_run_is_limited_only_when_the_before_run_timed_out() -> None:
     assert after_limit_ms(stopped, False, options) is None  # not a run: nothing timed out
     tighter = VerifyOptions(ExplainOptions(timeout_ms=30_000), min_gain=0.8)
     assert after_limit_ms(stopped, True, tighter) == 6_000
+
+
+def test_a_set_not_run_after_a_timeout_is_credited_with_nothing() -> None:
+    """Joint verification (indexes._verify_together) of a statement that timed out: a set
+    the planner expected too little of is not run (after_ms None), and its estimate alone
+    must not make one of its indexes a suggestion. Planner costs still decide where no time
+    was measured at all (HypoPG)."""
+    not_run = Evidence("rollback", 2_000_000.0, 900_000.0, 30_000.0, None, index_used=True)
+    alone = Evidence("rollback", 2_000_000.0, 1_950_000.0, 30_000.0, 30_000.0, index_used=True)
+    assert not _beats(not_run, alone, 0.5)
+    by_cost = Evidence("hypopg", 2_000_000.0, 900_000.0, index_used=True)
+    assert _beats(by_cost, Evidence("hypopg", 2_000_000.0, 1_950_000.0, index_used=True), 0.5)

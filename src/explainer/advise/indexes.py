@@ -614,6 +614,10 @@ def _beats(joint: Evidence, baseline: Evidence, min_gain: float) -> bool:
     """The set's run saves ``min_gain`` over the best of the others measured alone."""
     if joint.after_ms is not None and baseline.after_ms is not None:
         return joint.after_ms <= baseline.after_ms * (1 - min_gain)
+    if joint.before_ms is not None and joint.after_ms is None:
+        # A measured statement whose set was not run (verify._after: the planner expected
+        # too little of it after a timeout): no run to credit anyone with.
+        return False
     if joint.after_cost is None or baseline.after_cost is None:
         return False
     return joint.after_cost <= baseline.after_cost * (1 - min_gain)
