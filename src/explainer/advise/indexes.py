@@ -38,12 +38,14 @@ from explainer.advise.verify import (
     RollbackItem,
     VerifyOptions,
     as_fast,
+    close_call,
     estimate_only,
     figures,
     helps,
     hypopg_supports,
     measure,
     ranking,
+    second_look,
     verify_hypopg_batch,
     verify_rollback_set,
     verify_rollback_shared,
@@ -189,6 +191,8 @@ def advise_statements(
     if mode == "hypopg":
         _verify_hypopg(conn, [s for s in prepared if s.advice.error is None], options, stats)
     _verify_rest(conn, [s for s in prepared if s.advice.error is None], mode, options)
+    if mode != "none":
+        _second_look(conn, [s for s in prepared if s.advice.error is None], options)
     for statement in prepared:
         if statement.advice.error is not None:
             continue
@@ -551,6 +555,64 @@ def _verify_shared(
             access.evidence[candidate] = result
 
 
+def _second_look(
+    conn: Connection, statements: Sequence[_Statement], options: VerifyOptions
+) -> None:
+    """Measure close calls again (:func:`verify.close_call`): a candidate whose measured
+    saving landed within a few points of ``--min-gain``. The statement's "before" gets
+    ``repeats`` more runs (its best so far counted), every close candidate is built once
+    more for all the statements it is close for and run ``repeats`` more times; each side
+    is then the best of twice as many runs, and the verdict is given on those. The new
+    "before" replaces the old one in all the statement's evidence, so that its candidates
+    are still judged against the same figure. A second look that fails keeps the first.
+    """
+    more = replace(options, repeats=options.repeats + 1)  # the best so far counts as one
+    wanted: dict[IndexCandidate, list[tuple[_Statement, _Access, Plan]]] = {}
+    for statement in statements:
+        close = [
+            (access, candidate)
+            for access in statement.accesses
+            if access.constraint is None
+            for candidate, evidence in access.evidence.items()
+            if close_call(evidence, options.min_gain)
+        ]
+        first = statement.before
+        if not close or first is None:
+            continue
+        try:
+            again = measure(conn, statement.source.execution, more, known=first)
+        except QueryFailed:
+            continue
+        except ExplainerError as exc:
+            statement.advice.error = str(exc)
+            continue
+        statement.before = again
+        for access in statement.accesses:
+            for candidate, evidence in access.evidence.items():
+                if evidence.before_plan is first:
+                    access.evidence[candidate] = replace(
+                        evidence,
+                        before_cost=again.root.total_cost,
+                        before_ms=again.total_ms,
+                        before_plan=again,
+                    )
+        for access, candidate in close:
+            wanted.setdefault(candidate, []).append((statement, access, again))
+    for candidate, users in wanted.items():
+        items = [RollbackItem(s.source.execution, before) for s, _, before in users]
+        try:
+            results = verify_rollback_shared(conn, candidate, items, options)
+        except QueryFailed:
+            continue
+        except ExplainerError as exc:
+            for statement, _, _ in users:
+                statement.advice.error = str(exc)
+            continue
+        for (_, access, before), result in zip(users, results, strict=True):
+            if isinstance(result, Evidence):
+                access.evidence[candidate] = second_look(access.evidence[candidate], result, before)
+
+
 def _verify_failed(
     statement: _Statement, access: _Access, candidate: IndexCandidate, exc: QueryFailed
 ) -> None:
@@ -697,10 +759,37 @@ def _pick(
     close = [
         item
         for item in winners
-        if item[1].after_ms is not None
-        and as_fast(item[1].after_ms, limit)
+        if item[1].after_ms is not None and as_fast(item[1].after_ms, limit)
     ]
+    frugal = min(close, key=lambda item: _pages(item[1].after_plan) or 0)
+    close = [item for item in close if not _reads_more_pages(item[1], frugal[1])]
     return min(close, key=lambda item: (_width(item[0]), ranking(item[1])))
+
+
+#: A narrower alternative as fast as the fastest in a measured run is still not as good
+#: when it touches this many times the pages, and at least :data:`MORE_PAGES_MIN` more.
+MORE_PAGES_SHARE = 2.0
+MORE_PAGES_MIN = 1000
+
+
+def _reads_more_pages(evidence: Evidence, frugal: Evidence) -> bool:
+    """The alternative's run touched far more pages than ``frugal``'s (EXPLAIN's shared
+    buffers, hit or read). The verification runs on a warm cache, where a heap page costs
+    little more than an index page; with a cold cache every one of them is a read. TPC-H
+    Q15 at scale 1: ``lineitem (l_shipdate)`` visits the heap for each of 225,000 rows
+    and measured 246 ms against 237 ms for the covering index's index-only scan, which
+    touches a few thousand index pages."""
+    pages = _pages(evidence.after_plan)
+    least = _pages(frugal.after_plan)
+    if pages is None or least is None:
+        return False
+    return pages > least * MORE_PAGES_SHARE and pages - least >= MORE_PAGES_MIN
+
+
+def _pages(plan: Plan | None) -> int | None:
+    if plan is None or not plan.root.buffers:
+        return None
+    return plan.root.buffers.shared_total
 
 
 def _width(candidate: IndexCandidate) -> int:
@@ -736,6 +825,18 @@ def _beaten(
         detail = (
             f"a better alternative: with both in place the planner chose {_label(winner)} "
             f"({figures(won)}) over {_label(candidate)}"
+        )
+    elif (
+        won.after_ms is not None
+        and evidence.after_ms is not None
+        and won.after_ms > evidence.after_ms
+        and _reads_more_pages(evidence, won)
+    ):
+        detail = (
+            f"a better alternative: {_label(winner)} ({figures(won)}, "
+            f"{_pages(won.after_plan):,} pages) is as fast as {_label(candidate)} "
+            f"({figures(evidence)}) within the timing noise and touches far fewer pages "
+            f"than its {_pages(evidence.after_plan):,} (each one a read with a cold cache)"
         )
     elif won.after_ms is not None and evidence.after_ms is not None and (
         won.after_ms > evidence.after_ms

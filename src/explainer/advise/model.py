@@ -230,6 +230,10 @@ class Evidence:
     index_used: bool = False
     before_plan: Plan | None = field(default=None, repr=False)
     after_plan: Plan | None = field(default=None, repr=False)
+    #: The first measurement landed close to the ``--min-gain`` line, so both sides were
+    #: run again and each figure is the best of twice as many runs
+    #: (:func:`explainer.advise.verify.close_call`).
+    measured_again: bool = False
 
     @property
     def before_timed_out(self) -> bool:

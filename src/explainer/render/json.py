@@ -113,6 +113,7 @@ def _evidence_dict(query_id: str, evidence: Evidence) -> dict[str, Any]:
         "before_cost": _cost(evidence.before_cost),
         "after_cost": _cost(evidence.after_cost),
         "index_used": evidence.index_used,
+        "measured_again": evidence.measured_again,
         "plan_change": _plan_change(evidence),
     }
 

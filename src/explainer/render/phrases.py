@@ -43,7 +43,8 @@ def evidence_phrase(evidence: Evidence) -> str:
         else (f" ({speedup:.2f}x)" if speedup else "")
     )
     used = "index used" if evidence.index_used else "index NOT used"
-    return f"{figures}{faster}, {used}"
+    again = " (measured again: close to the --min-gain line)" if evidence.measured_again else ""
+    return f"{figures}{faster}, {used}{again}"
 
 
 # -- the ORM section ---------------------------------------------------------------------
