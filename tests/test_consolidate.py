@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from explainer.advise.consolidate import (
+    Consolidation,
     Option,
     choose,
     estimate_index_bytes,
@@ -22,6 +23,7 @@ from explainer.advise.consolidate import (
     merge_includes,
     updated_columns,
     widen_for_users,
+    without_partners,
     write_overhead,
 )
 from explainer.advise.model import Evidence, IndexCandidate, IndexSuggestion
@@ -526,3 +528,38 @@ def test_an_index_no_other_query_uses_is_not_widened() -> None:
         [chosen], {narrow: [("q20", 126.0)]}, never, never, 0.5
     )
     assert (result, widenings, notes) == ([chosen], [], [])
+
+
+def test_an_index_that_paid_off_only_with_a_dropped_one_is_left_out_too() -> None:
+    """A join's indexes verified together: the query's saving with both in place is
+    neither's alone. When the workload check drops one, the other loses that query; one
+    left with no query is left out (``partner``), and so is one that paid off with it."""
+
+    def index(table: str, column: str) -> IndexCandidate:
+        return IndexCandidate.of("public", table, column)
+
+    orders, customer, nation, region = (
+        index("orders", "o_custkey"), index("customer", "c_phone"),
+        index("nation", "n_name"), index("region", "r_name"),
+    )  # fmt: skip
+    alone = Evidence("rollback", 1000.0, 10.0, 100.0, 20.0, index_used=True)
+    by_customer = IndexSuggestion(customer, {"q22": alone}, partners={"q22": (orders,)})
+    by_nation = IndexSuggestion(nation, {"q5": alone}, partners={"q5": (customer,)})
+    # Serves one query alone and another only with orders (o_custkey): keeps the first.
+    by_region = IndexSuggestion(
+        region, {"q8": alone, "q22": alone}, partners={"q22": (orders, customer)}
+    )
+    consolidation = Consolidation()
+    kept, changed = without_partners(
+        [by_customer, by_nation, by_region], [orders], consolidation
+    )
+    assert changed
+    assert [s.candidate for s in kept] == [region]
+    assert list(by_region.evidence) == ["q8"]
+    assert [(o.candidate, o.reason, o.partners) for o in consolidation.left_out] == [
+        (customer, "partner", (orders,)),
+        (nation, "partner", (customer,)),
+    ]
+    # Nothing rests on a dropped index: nothing changes.
+    untouched = IndexSuggestion(region, {"q8": alone})
+    assert without_partners([untouched], [orders], Consolidation()) == ([untouched], False)

@@ -40,6 +40,7 @@ from explainer.advise.consolidate import (
     query_savings,
     updated_columns,
     widen_for_users,
+    without_partners,
     write_overhead,
 )
 from explainer.advise.ddl import create_index_sql
@@ -862,6 +863,8 @@ def _advise(
         for candidate, evidence, rule in result.accepted:
             suggestion = suggestions.setdefault(candidate, IndexSuggestion(candidate, {}))
             suggestion.evidence[entry.id] = evidence
+            if candidate in result.together:
+                suggestion.partners[entry.id] = result.together[candidate]
             if rule and rule not in suggestion.rules:
                 suggestion.rules.append(rule)
     return suggestions
@@ -1074,6 +1077,9 @@ def _consolidate(
                 LeftOut(candidate, "regression", f.size_bytes, f.total_saving)
             )
         chosen = [s for s in chosen if s.candidate not in check.dropped]
+        chosen, partly = without_partners(chosen, check.dropped, consolidation)
+        if partly:
+            weigh(chosen)
         chosen = _widen(
             conn, chosen, check, queries, consolidation, reverify, options, by_id, tables,
             weigh, table_bytes, execution_ms,
@@ -1128,6 +1134,9 @@ def _left_out_why(left: LeftOut, consolidation: Consolidation) -> str:
             f"{TRADE_MARGIN:g}x what they lose"
             + (f" ({', '.join(slower)})" if slower else "")
         )
+    if left.reason == "partner":
+        names = ", ".join(c.described for c in left.partners)
+        return f"it pays off only together with {names}, which was left out"
     if left.reason == "max_indexes":
         return f"--max-indexes {consolidation.max_indexes} kept indexes that save more"
     limit = consolidation.max_size_bytes

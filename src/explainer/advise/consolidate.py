@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -684,10 +684,13 @@ class LeftOut:
     """A verified suggestion the limits left out."""
 
     candidate: IndexCandidate
-    #: ``regression``: it made another query of the workload slower (advise/regressions.py).
-    reason: Literal["max_indexes", "max_size", "regression"]
+    #: ``regression``: it made another query of the workload slower (advise/regressions.py);
+    #: ``partner``: it paid off only together with indexes that were left out.
+    reason: Literal["max_indexes", "max_size", "regression", "partner"]
     size_bytes: int
     total_saving: float
+    #: For ``partner``: the left-out indexes it paid off with.
+    partners: tuple[IndexCandidate, ...] = ()
 
 
 @dataclass(slots=True)
@@ -714,6 +717,52 @@ class Consolidation:
 
     def total_size_bytes(self, chosen: Iterable[IndexSuggestion]) -> int:
         return sum(self.facts[s.candidate].size_bytes for s in chosen if s.candidate in self.facts)
+
+
+def without_partners(
+    chosen: list[IndexSuggestion], left: Collection[IndexCandidate], consolidation: Consolidation
+) -> tuple[list[IndexSuggestion], bool]:
+    """Take back what ``chosen`` was credited with together with an index now ``left``
+    out (advise/indexes.py verifies a join's indexes together when one pays off only once
+    the other exists): the query whose evidence came from a run with a left-out partner is
+    no longer served by it, and an index left with no query is left out too (``partner``),
+    which can orphan another in turn. TPC-H Q22 at scale 1: ``customer (substring(c_phone
+    ...), c_acctbal)`` saved 176 -> 30 ms only with ``orders (o_custkey)`` in place, and the
+    workload check dropped that one for slowing Q5 and Q7. Returns the suggestions kept
+    and whether any lost a query (their savings then need weighing again)."""
+    gone = set(left)
+    changed = False
+    while True:
+        kept: list[IndexSuggestion] = []
+        orphaned = False
+        for suggestion in chosen:
+            lost = [q for q, partners in suggestion.partners.items() if gone & set(partners)]
+            if lost:
+                changed = True
+                partners = tuple(
+                    dict.fromkeys(p for q in lost for p in suggestion.partners[q] if p in gone)
+                )
+                for query_id in lost:
+                    del suggestion.evidence[query_id]
+                    del suggestion.partners[query_id]
+                if not suggestion.evidence:
+                    facts = consolidation.facts.get(suggestion.candidate)
+                    consolidation.left_out.append(
+                        LeftOut(
+                            suggestion.candidate,
+                            "partner",
+                            facts.size_bytes if facts else 0,
+                            facts.total_saving if facts else 0.0,
+                            partners,
+                        )
+                    )
+                    gone.add(suggestion.candidate)
+                    orphaned = True
+                    continue
+            kept.append(suggestion)
+        chosen = kept
+        if not orphaned:
+            return chosen, changed
 
 
 def apply_limits(

@@ -98,7 +98,7 @@ class StatementAdvice:
     error: str | None = None
     #: An accepted candidate that pays off only together with these other suggested
     #: indexes (its evidence is the run with all of them built).
-    together: dict[IndexCandidate, tuple[str, ...]] = field(default_factory=dict)
+    together: dict[IndexCandidate, tuple[IndexCandidate, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +126,9 @@ class _Access:
     #: Evidence from a run with the other accesses' best candidates built too, for a
     #: candidate that pays off only together with them (rollback; HypoPG always judges a
     #: statement's candidates together).
-    together: dict[IndexCandidate, tuple[Evidence, tuple[str, ...]]] = field(default_factory=dict)
+    together: dict[IndexCandidate, tuple[Evidence, tuple[IndexCandidate, ...]]] = field(
+        default_factory=dict
+    )
 
     @property
     def quiet(self) -> bool:
@@ -668,7 +670,7 @@ def _verify_together(conn: Connection, statement: _Statement, options: VerifyOpt
         baseline = min(others, key=ranking)
         joint = evidence[candidate]
         if _beats(joint, baseline, options.min_gain):
-            partners = tuple(_label(c) for a, c, _ in picks if a is not access)
+            partners = tuple(c for a, c, _ in picks if a is not access)
             access.together[candidate] = (joint, partners)
 
 
@@ -715,7 +717,7 @@ def _decide(statement: _Statement, options: VerifyOptions) -> None:
         judged = [(c, access.evidence[c]) for c in access.candidates if c in access.evidence]
         winners = [(c, e) for c, e in judged if helps(e, options.min_gain)]
         best = _pick(winners) if winners else None
-        partners: tuple[str, ...] = ()
+        partners: tuple[IndexCandidate, ...] = ()
         if best is None and access.together:
             # Pays off only with the other accesses' indexes: credited with their run.
             candidate, (joint, partners) = next(iter(access.together.items()))
@@ -737,7 +739,7 @@ def _decide(statement: _Statement, options: VerifyOptions) -> None:
                     reason = replace(
                         reason,
                         detail=f"{reason.detail}; {_label(best[0])} is proposed instead: it "
-                        f"pays off together with {', '.join(partners)}",
+                        f"pays off together with {', '.join(_label(c) for c in partners)}",
                     )
                 if source_is_generic:
                     reason = _not_replayable(reason)

@@ -273,6 +273,10 @@ class IndexSuggestion:
     #: When the table is partitioned: every partition under it, which the exported
     #: script builds one by one (CONCURRENTLY is refused on the partitioned table).
     partitions: tuple[Partition, ...] = ()
+    #: Per query: the other suggested indexes its evidence was measured with, when it pays
+    #: off only together with them (a join: one index is worth it once the other exists).
+    #: Without them that query's saving is not this index's.
+    partners: dict[str, tuple[IndexCandidate, ...]] = field(default_factory=dict)
 
     @property
     def queries(self) -> list[str]:

@@ -404,6 +404,7 @@ def consolidation_dict(report: Report) -> dict[str, Any]:
                 "table": item.candidate.qualified_table,
                 "columns": list(item.candidate.columns),
                 "reason": item.reason,
+                "partners": [partner.name for partner in item.partners],
                 "size_bytes": item.size_bytes,
                 "saving": _saving(item.total_saving, c.unit),
             }

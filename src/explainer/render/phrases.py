@@ -134,6 +134,7 @@ LEFT_OUT_WORDS = {
     "max_indexes": "left out by --max-indexes",
     "max_size": "left out by --max-size",
     "regression": "dropped: it makes another query of the workload slower",
+    "partner": "left out: it pays off only together with an index that was left out",
 }
 
 
