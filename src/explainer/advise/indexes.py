@@ -765,7 +765,8 @@ def _pick(
     winners: Sequence[tuple[IndexCandidate, Evidence]],
 ) -> tuple[IndexCandidate, Evidence]:
     """The alternative to propose: the fastest, or the narrowest of those as fast as it
-    (``(total)`` rather than ``(total) INCLUDE (id, status)`` when both take 0.05 ms)."""
+    (``(total)`` rather than ``(total) INCLUDE (id, status)`` when both take 0.05 ms), but
+    not one that touched far more pages than another of them (:func:`_reads_more_pages`)."""
     fastest = min(winners, key=lambda item: ranking(item[1]))
     limit = fastest[1].after_ms
     if limit is None:
