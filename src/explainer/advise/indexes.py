@@ -537,24 +537,36 @@ def _verify_shared(
             statement.advice.error = str(exc)
             continue
         ready.append((statement, access, statement.before))
-    if not ready:
-        return
-    items = [RollbackItem(s.source.execution, before, a.constraint) for s, a, before in ready]
-    try:
-        results: Sequence[Evidence | QueryFailed] = verify_rollback_shared(
-            conn, candidate, items, options
-        )
-    except QueryFailed as exc:
-        results = [exc] * len(ready)
-    except ExplainerError as exc:
-        for statement, _, _ in ready:
-            statement.advice.error = str(exc)
+    results = _run_shared(conn, candidate, ready, options)
+    if results is None:
         return
     for (statement, access, _), result in zip(ready, results, strict=True):
         if isinstance(result, QueryFailed):
             _verify_failed(statement, access, candidate, result)
         else:
             access.evidence[candidate] = result
+
+
+def _run_shared(
+    conn: Connection,
+    candidate: IndexCandidate,
+    users: Sequence[tuple[_Statement, _Access, Plan]],
+    options: VerifyOptions,
+) -> Sequence[Evidence | QueryFailed] | None:
+    """``candidate`` built once and measured for each (statement, access, "before"); a
+    build that fails is every statement's failure; a lost connection is every statement's
+    error, and then None."""
+    if not users:
+        return []
+    items = [RollbackItem(s.source.execution, before, a.constraint) for s, a, before in users]
+    try:
+        return verify_rollback_shared(conn, candidate, items, options)
+    except QueryFailed as exc:
+        return [exc] * len(users)
+    except ExplainerError as exc:
+        for statement, _, _ in users:
+            statement.advice.error = str(exc)
+        return None
 
 
 def _second_look(
@@ -601,17 +613,11 @@ def _second_look(
         for access, candidate in close:
             wanted.setdefault(candidate, []).append((statement, access, again))
     for candidate, users in wanted.items():
-        items = [RollbackItem(s.source.execution, before) for s, _, before in users]
-        try:
-            results = verify_rollback_shared(conn, candidate, items, options)
-        except QueryFailed:
-            continue
-        except ExplainerError as exc:
-            for statement, _, _ in users:
-                statement.advice.error = str(exc)
+        results = _run_shared(conn, candidate, users, options)
+        if results is None:
             continue
         for (_, access, before), result in zip(users, results, strict=True):
-            if isinstance(result, Evidence):
+            if isinstance(result, Evidence):  # a failure keeps the first look
                 access.evidence[candidate] = second_look(access.evidence[candidate], result, before)
 
 
